@@ -1,0 +1,1 @@
+"""Console entry points: compoptim-run and compoptim-report."""

@@ -1,0 +1,62 @@
+"""compoptim-report: a table of the runs found under the given directories.
+
+    compoptim-report outputs/ multirun/2026-11-26/10-00-00
+
+Finds every run directory (one with a summary.json) below each path and prints one row per
+run with its status and final figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["run", "status", "n_nodes", "test_acc", "test_loss", "consensus_distance", "bytes_sent_per_node", "wall_time_s"]
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    runs: list[Path] = []
+    for path in paths:
+        if (path / "summary.json").is_file():
+            runs.append(path)
+        runs.extend(sorted(p.parent for p in path.rglob("summary.json") if p.parent != path))
+    return runs
+
+
+def load_summaries(runs: list[Path]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        try:
+            summary = json.loads((run / "summary.json").read_text())
+        except (OSError, ValueError) as exc:
+            summary = {"status": f"unreadable ({exc.__class__.__name__})"}
+        rows.append({"run": str(run), **{k: summary.get(k) for k in COLUMNS[1:]}})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="compoptim-report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path, help="run dirs, sweep dirs or folders holding them")
+    parser.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        parser.exit(2, f"compoptim-report: error: no such path: {', '.join(missing)}\n")
+    runs = find_runs(args.paths)
+    if not runs:
+        parser.exit(2, f"compoptim-report: error: no runs (no summary.json) under {', '.join(map(str, args.paths))}\n")
+    table = load_summaries(runs)
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+        print(table.to_string(index=False))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The Communicator contract shared by the MPI and in-process backends.
+
+Both backends sum neighbour contributions in the same fixed order (self first, then
+neighbours ascending) and reduce metrics by gathering and summing in rank order, so for
+the same inputs they give bit-identical results.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+
+import torch
+
+from compoptim.compress.base import Compressor
+from compoptim.topology.base import Topology
+
+REDUCE_OPS = ("sum", "mean", "max", "min")
+
+
+class Communicator(ABC):
+    """One node's view of the network.
+
+    Counters: ``bytes_sent`` / ``bytes_received`` count the payload bytes of training
+    traffic actually handed to the transport; ``metric_bytes_sent`` counts evaluation and
+    logging reductions separately so they never inflate the algorithm's byte budget.
+    """
+
+    def __init__(self, rank: int, size: int, topology: Topology) -> None:
+        if topology.n != size:
+            raise ValueError(f"topology has {topology.n} nodes but the communicator has {size}")
+        self.rank = rank
+        self.size = size
+        self.topology = topology
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.metric_bytes_sent = 0
+        self.comm_time_s = 0.0
+        # Weights per round of the topology's period, computed once (not per step).
+        self._round_weights = [topology.weights(rank, r) for r in range(topology.period)]
+
+    def neighbor_mix(
+        self, payload: torch.Tensor, compressor: Compressor, out: torch.Tensor, step: int = 0
+    ) -> torch.Tensor:
+        """out <- w_ii * decode(payload) + sum_j w_ij * decode(payload_j) over this round's neighbours.
+
+        The caller must leave the memory behind ``payload`` untouched until this returns.
+        """
+        self_w, nbr_w = self._round_weights[step % self.topology.period]
+        start = time.perf_counter()
+        received = self._exchange(payload, list(nbr_w))
+        self.comm_time_s += time.perf_counter() - start
+        self.bytes_sent += payload.numel() * len(nbr_w)
+        self.bytes_received += sum(r.numel() for r in received)
+        # Fixed summation order: self, then neighbours ascending (dict keeps that order).
+        out.copy_(compressor.decode(payload, out.numel()))
+        out.mul_(self_w)
+        for weight, buf in zip(nbr_w.values(), received):
+            compressor.decode_add(buf, out, weight)
+        return out
+
+    def allreduce_(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """In-place reduction over all nodes, deterministic (rank-order) for any backend."""
+        if op not in REDUCE_OPS:
+            raise ValueError(f"unknown reduction '{op}'; allowed: {', '.join(REDUCE_OPS)}")
+        gathered = self._allgather(tensor)
+        self.metric_bytes_sent += tensor.numel() * tensor.element_size()
+        if op in ("sum", "mean"):
+            torch.sum(gathered, dim=0, out=tensor.view(-1))
+            if op == "mean":
+                tensor.div_(self.size)
+        elif op == "max":
+            torch.amax(gathered, dim=0, out=tensor.view(-1))
+        else:
+            torch.amin(gathered, dim=0, out=tensor.view(-1))
+        return tensor
+
+    @abstractmethod
+    def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
+        """Send payload to every neighbour and return their payloads, in ``neighbors`` order."""
+
+    @abstractmethod
+    def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """(size, numel) tensor whose row r is rank r's flattened ``tensor``."""
+
+    def bcast_object(self, obj, root: int = 0):
+        """Broadcast a small Python object (setup only, never on the training path)."""
+        return obj

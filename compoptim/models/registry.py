@@ -1,0 +1,17 @@
+"""Model names as the config uses them (``model.name``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from compoptim.models.lenet5 import LeNet5
+from compoptim.models.mlp import MLP
+from compoptim.registry import build_from_registry
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"lenet5": LeNet5, "mlp": MLP}
+
+
+def build_model(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return build_from_registry("model", MODELS, cfg, input_shape, num_classes)

@@ -1,0 +1,84 @@
+"""Evaluation of the averaged model, the local models, and the consensus distance.
+
+All figures are global: x_bar is the true average over all n nodes (an all-reduce, counted
+as metric traffic), never a neighbourhood mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compoptim.comm.base import Communicator
+from compoptim.optim.flat import FlatParameters
+
+_EVAL_BATCH = 1024
+
+
+@dataclass
+class Evaluation:
+    test_loss: float
+    test_acc: float
+    local_test_acc_mean: float
+    local_test_acc_min: float
+    local_test_acc_max: float
+    consensus_distance: float
+
+
+class Evaluator:
+    def __init__(self, model: nn.Module, flat: FlatParameters, averaged_model: nn.Module,
+                 x_test: torch.Tensor, y_test: torch.Tensor, comm: Communicator) -> None:
+        self.model, self.flat, self.comm = model, flat, comm
+        self.averaged_model = averaged_model
+        self.averaged = FlatParameters(averaged_model)
+        self.x_test, self.y_test = x_test, y_test
+        # The averaged model is the same on every node, so each node scores one slice of
+        # the test set and the sums are reduced.
+        n, r = comm.size, comm.rank
+        self.slice = slice(r * len(y_test) // n, (r + 1) * len(y_test) // n)
+
+    @torch.no_grad()
+    def evaluate(self) -> Evaluation:
+        x_bar = self.averaged.params
+        x_bar.copy_(self.flat.params)
+        self.comm.allreduce_(x_bar, "mean")
+        dev = self.flat.params.device
+        consensus = torch.sum((self.flat.params - x_bar) ** 2).to(torch.float64).reshape(1)
+
+        avg_loss, avg_correct = _score(self.averaged_model, self.x_test[self.slice], self.y_test[self.slice])
+        local_loss, local_correct = _score(self.model, self.x_test, self.y_test)
+        local_acc = local_correct / len(self.y_test)
+
+        sums = torch.tensor([avg_loss, avg_correct, local_acc], dtype=torch.float64, device=dev)
+        sums = torch.cat([sums, consensus])
+        self.comm.allreduce_(sums, "sum")
+        low = torch.tensor([local_acc], dtype=torch.float64, device=dev)
+        high = low.clone()
+        self.comm.allreduce_(low, "min")
+        self.comm.allreduce_(high, "max")
+        n_test, n = len(self.y_test), self.comm.size
+        return Evaluation(
+            test_loss=sums[0].item() / n_test,
+            test_acc=sums[1].item() / n_test,
+            local_test_acc_mean=sums[2].item() / n,
+            local_test_acc_min=low.item(),
+            local_test_acc_max=high.item(),
+            consensus_distance=sums[3].item() / n,
+        )
+
+
+def _score(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(sum of cross-entropy losses, number correct) over x, y in chunks."""
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0.0
+    for start in range(0, len(y), _EVAL_BATCH):
+        logits = model(x[start : start + _EVAL_BATCH])
+        target = y[start : start + _EVAL_BATCH]
+        loss += F.cross_entropy(logits, target, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == target).sum().item()
+    model.train(was_training)
+    return loss, correct

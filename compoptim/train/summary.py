@@ -1,0 +1,59 @@
+"""summary.json contents: final figures from the metric rows, plus the environment."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+import torch
+
+from compoptim import __version__
+from compoptim.comm.base import Communicator
+
+
+def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_params: int) -> dict[str, Any]:
+    last = rows[-1]
+    best = max(rows, key=lambda r: r["test_acc"])
+    return {
+        "status": "finished",
+        "test_acc": last["test_acc"],
+        "test_loss": last["test_loss"],
+        "train_loss": last["train_loss"],
+        "best_test_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+        "local_test_acc_mean": last["local_test_acc_mean"],
+        "consensus_distance": last["consensus_distance"],
+        "bytes_sent_per_node": last["bytes_sent_per_node"],
+        "wall_time_s": last["wall_time_s"],
+        "train_time_s": last["train_time_s"],
+        "comm_time_s": last["comm_time_s"],
+        "epochs": last["epoch"],
+        "steps": last["step"],
+        "num_params": num_params,
+        "topology": topology,
+    }
+
+
+def environment(comm: Communicator, device: torch.device) -> dict[str, Any]:
+    return {
+        "n_nodes": comm.size,
+        "backend": type(comm).__name__,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "versions": {
+            "compoptim": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "mpi": _mpi_library(),
+        },
+        "platform": sys.platform,
+    }
+
+
+def _mpi_library() -> str | None:
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    return MPI.Get_library_version().splitlines()[0].strip()

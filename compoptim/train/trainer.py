@@ -1,0 +1,159 @@
+"""The training loop, top to bottom: build -> for epoch: for batch: step -> evaluate -> write.
+
+The Trainer knows nothing of MPI: it gets a Communicator. Only the node with rank 0 writes
+the shared run files and prints progress (``self.is_writer``, decided once here).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from compoptim.comm.base import Communicator
+from compoptim.compress import build_compressor
+from compoptim.data import ShardLoader, iid_partition, load_dataset
+from compoptim.errors import UserError
+from compoptim.models import build_model
+from compoptim.optim import FlatParameters, build_optimizer
+from compoptim.train.evaluate import Evaluator
+from compoptim.train.summary import environment, final_summary
+from compoptim.train.writer import RunWriter
+
+# Model init draws from torch's global RNG; nodes of the in-process backend build their
+# models in parallel threads, so seeding and drawing must not interleave.
+_MODEL_INIT_LOCK = threading.Lock()
+
+
+class Trainer:
+    """Builds one node's share of a run; ``fit()`` trains it with the other nodes.
+
+    Construction does no communication, so a bad config fails on every node before any
+    collective starts (the CLI then reports it once and exits cleanly).
+    """
+
+    def __init__(self, cfg: DictConfig, comm: Communicator, run_dir: Path, device: torch.device,
+                 log: Callable[[str], None] = print) -> None:
+        self.cfg, self.comm, self.device = cfg, comm, device
+        self.is_writer = comm.rank == 0
+        self.log = log if self.is_writer else (lambda _msg: None)
+        t = cfg.trainer
+        _check_trainer(t)
+
+        data = load_dataset(cfg.dataset)
+        if comm.size > len(data.y_train):
+            raise UserError(f"{comm.size} nodes but dataset={data.name} has only {len(data.y_train)} training samples")
+        shards = iid_partition(len(data.y_train), comm.size, seed=cfg.seed)
+        self.loader = ShardLoader(
+            data.x_train, data.y_train, shards[comm.rank], t.batch_size,
+            largest_shard=max(len(s) for s in shards),
+            seed=_node_seed(cfg.seed, comm.rank), device=device,
+        )
+
+        def make_model() -> torch.nn.Module:
+            # Same seed on every node: all models start from the same point.
+            with _MODEL_INIT_LOCK:
+                torch.manual_seed(cfg.seed)
+                return build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+
+        self.model = make_model()
+        self.flat = FlatParameters(self.model)
+        self.compressor = build_compressor(cfg.compressor)
+        self.optimizer = build_optimizer(cfg.optimizer, self.flat, comm, self.compressor)
+        self.evaluator = Evaluator(self.model, self.flat, make_model(), data.x_test.to(device),
+                                   data.y_test.to(device), comm)
+        self.writer = RunWriter(run_dir) if self.is_writer else None
+        self.num_params = self.flat.numel
+        self.samples_per_epoch = len(data.y_train)
+
+    def fit(self) -> dict[str, Any]:
+        cfg, t = self.cfg, self.cfg.trainer
+        start = time.perf_counter()
+        train_time = 0.0
+        topo = self.comm.topology.describe()
+        self.log(f"compoptim: {self.comm.size} nodes, topology={topo['name']} "
+                 f"(spectral gap {topo['spectral_gap']:.4f}), model={cfg.model.name} "
+                 f"({self.num_params:,} params), dataset={cfg.dataset.name}, optimizer={cfg.optimizer.name}, "
+                 f"{len(self.loader)} steps/epoch, device={self.device}, {torch.get_num_threads()} threads/rank")
+        if self.writer:
+            self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+            self.writer.write_summary({"status": "running", **environment(self.comm, self.device)})
+
+        rows = [self._evaluate(epoch=0, train_loss=float("nan"), start=start, train_time=0.0)]
+        for epoch in range(1, t.epochs + 1):
+            epoch_start = time.perf_counter()
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            seen = 0
+            for xb, yb in self.loader.epoch():
+                self.flat.zero_grad()
+                if len(yb):
+                    loss = F.cross_entropy(self.model(xb), yb)
+                    loss.backward()
+                    loss_sum += loss.detach().to(torch.float64) * len(yb)
+                    seen += len(yb)
+                self.optimizer.step()
+            train_time += time.perf_counter() - epoch_start
+
+            totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
+            self.comm.allreduce_(totals, "sum")
+            train_loss = (totals[0] / totals[1]).item()
+            if epoch % t.eval_every == 0 or epoch == t.epochs:
+                rows.append(self._evaluate(epoch, train_loss, start, train_time))
+            else:
+                self.log(f"epoch {epoch:>3}/{t.epochs} | train loss {train_loss:.4f}")
+
+        summary = final_summary(rows, topology=topo, num_params=self.num_params)
+        summary.update(environment(self.comm, self.device))
+        if self.writer:
+            self.writer.write_summary(summary)
+        self.log(f"done: test acc {summary['test_acc']:.4f} (averaged model), "
+                 f"{summary['bytes_sent_per_node'] / 1e6:.2f} MB sent per node, {summary['wall_time_s']:.1f} s")
+        return summary
+
+    def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:
+        ev = self.evaluator.evaluate()
+        counters = torch.tensor([self.comm.bytes_sent, self.comm.comm_time_s], dtype=torch.float64)
+        self.comm.allreduce_(counters, "mean")
+        row = {
+            "epoch": epoch,
+            "step": self.optimizer.t,
+            "samples": epoch * self.samples_per_epoch,
+            "wall_time_s": time.perf_counter() - start,
+            "train_time_s": train_time,
+            "comm_time_s": counters[1].item(),
+            "train_loss": train_loss,
+            "test_loss": ev.test_loss,
+            "test_acc": ev.test_acc,
+            "local_test_acc_mean": ev.local_test_acc_mean,
+            "local_test_acc_min": ev.local_test_acc_min,
+            "local_test_acc_max": ev.local_test_acc_max,
+            "consensus_distance": ev.consensus_distance,
+            "bytes_sent_per_node": counters[0].item(),
+        }
+        if self.writer:
+            self.writer.add_metrics(row)
+        if epoch > 0:
+            self.log(f"epoch {epoch:>3}/{self.cfg.trainer.epochs} | train loss {train_loss:.4f} | "
+                     f"test acc {ev.test_acc:.4f} (avg), {ev.local_test_acc_mean:.4f} (local mean) | "
+                     f"consensus {ev.consensus_distance:.2e} | {row['bytes_sent_per_node'] / 1e6:.2f} MB/node | "
+                     f"{row['wall_time_s']:.1f} s")
+        return row
+
+
+def _check_trainer(t: DictConfig) -> None:
+    for key in ("epochs", "batch_size", "eval_every"):
+        if t[key] < 1:
+            raise UserError(f"trainer.{key} must be >= 1; got {t[key]}")
+    if t.threads is not None and t.threads < 1:
+        raise UserError(f"trainer.threads must be >= 1 or null (automatic); got {t.threads}")
+
+
+def _node_seed(seed: int, rank: int) -> int:
+    """A distinct, reproducible seed per (run seed, node) for data order."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])

@@ -1,0 +1,59 @@
+"""Run-directory files, written atomically (temp file + rename) so a crash never leaves a torn file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunWriter:
+    """Writes ``config.resolved.yaml``, ``metrics.csv`` (one row per evaluation) and ``summary.json``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._rows: list[dict[str, Any]] = []
+
+    def write_config(self, yaml_text: str) -> None:
+        atomic_write_text(self.run_dir / "config.resolved.yaml", yaml_text)
+
+    def add_metrics(self, row: dict[str, Any]) -> None:
+        # The whole file is rewritten each time: evaluations are few, and a reader never
+        # sees a half-written row.
+        self._rows.append(row)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(self._rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self._rows)
+        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def mark_failed(run_dir: Path, error: BaseException) -> None:
+    """Set ``status: failed`` (with the error) in summary.json, keeping what it already holds."""
+    path = Path(run_dir) / "summary.json"
+    try:
+        summary = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        summary = {}
+    summary.update(status="failed", error=f"{type(error).__name__}: {error}")
+    try:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    except OSError:
+        pass  # an unwritable run dir must not hide the original error

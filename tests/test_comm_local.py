@@ -1,0 +1,53 @@
+import threading
+
+import pytest
+import torch
+
+from compoptim.comm import run_local
+from compoptim.compress import Identity
+from compoptim.topology import complete, ring
+
+
+@pytest.mark.parametrize("topology", [ring(1), ring(2), ring(5), complete(4)], ids=lambda t: f"{t.name}{t.n}")
+def test_neighbor_mix_equals_w_times_x(topology):
+    n, d = topology.n, 37
+    xs = torch.randn(n, d, dtype=torch.float64)
+    w = torch.tensor(topology.matrix())
+    c = Identity(torch.float64)
+
+    def node(comm):
+        x = xs[comm.rank].clone()
+        out = torch.empty(d, dtype=torch.float64)
+        comm.neighbor_mix(c.encode(x), c, out)
+        return out, comm.bytes_sent, comm.bytes_received
+
+    results = run_local(topology, node)
+    for i, (out, sent, received) in enumerate(results):
+        torch.testing.assert_close(out, w[i] @ xs, rtol=1e-12, atol=1e-12)
+        degree = len(topology.neighbors(i))
+        assert sent == received == degree * d * 8
+
+
+def test_allreduce_ops_are_exact():
+    topo = ring(3)
+
+    def node(comm):
+        v = torch.tensor([float(comm.rank), 10.0 - comm.rank], dtype=torch.float64)
+        return [comm.allreduce_(v.clone(), op).tolist() for op in ("sum", "mean", "max", "min")]
+
+    for res in run_local(topo, node):
+        assert res == [[3.0, 27.0], [1.0, 9.0], [2.0, 10.0], [0.0, 8.0]]
+
+
+def test_failure_on_one_node_stops_the_others():
+    released = threading.Event()
+
+    def node(comm):
+        if comm.rank == 1:
+            raise RuntimeError("node 1 broke")
+        comm.allreduce_(torch.zeros(1))  # would wait forever without the abort
+        released.set()
+
+    with pytest.raises(RuntimeError, match="node 1 broke"):
+        run_local(ring(3), node)
+    assert not released.is_set()
