@@ -108,7 +108,7 @@ def test_complete_graph_mean_iterate_is_sgd_on_averaged_gradient():
     "kwargs, message",
     [
         ({"lr": 0.0}, r"optimizer.lr must be > 0"),
-        ({"lr": 0.1, "momentum": 1.0}, r"optimizer.momentum must be >= 0.0 and < 1.0"),
+        ({"lr": 0.1, "momentum": 1.0}, r"optimizer.momentum must be >= 0 and < 1"),
         ({"lr": 0.1, "weight_decay": -1}, r"optimizer.weight_decay must be >= 0"),
     ],
 )

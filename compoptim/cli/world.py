@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,8 @@ import torch
 from mpi4py import MPI
 
 from compoptim.errors import UserError
+
+_FORWARD_GRACE_S = 0.5
 
 
 def node_local_rank(comm: "MPI.Comm") -> tuple[int, int]:
@@ -64,12 +67,16 @@ def fail(comm: "MPI.Comm", exc: BaseException) -> None:
     collective; a lone process just exits.
     """
     rank, size = comm.Get_rank(), comm.Get_size()
-    if not isinstance(exc, UserError):
-        traceback.print_exception(exc, file=sys.stderr)
     where = f"rank {rank} of {size}: " if size > 1 else ""
-    print(f"compoptim-run: error: {where}{type(exc).__name__ + ': ' if not isinstance(exc, UserError) else ''}{exc}",
-          file=sys.stderr, flush=True)
+    kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
+    text = f"compoptim-run: error: {where}{kind}{exc}\n"
+    if not isinstance(exc, UserError):
+        text = "".join(traceback.format_exception(exc)) + text
     sys.stdout.flush()
+    # One write, then a moment for mpiexec to forward it: MPI_Abort tears down the
+    # launcher's output forwarding, which can drop a line written just before it.
+    os.write(sys.stderr.fileno(), text.encode())
     if size > 1:
+        time.sleep(_FORWARD_GRACE_S)
         comm.Abort(1)
     sys.exit(1)

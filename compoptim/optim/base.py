@@ -42,6 +42,6 @@ def check_range(key: str, value: float, low: float, high: float | None = None,
     below = high is None or (value < high if high_open else value <= high)
     if above and below:
         return float(value)
-    lower = f"> {low}" if low_open else f">= {low}"
-    upper = "" if high is None else (f" and < {high}" if high_open else f" and <= {high}")
-    raise UserError(f"{key} must be {lower}{upper}; got {value}")
+    lower = f"> {low:g}" if low_open else f">= {low:g}"
+    upper = "" if high is None else (f" and < {high:g}" if high_open else f" and <= {high:g}")
+    raise UserError(f"{key} must be {lower}{upper}; got {value:g}")

@@ -1,0 +1,135 @@
+"""compoptim-run end to end under real `mpirun`, each with a timeout so a hang fails the test."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import mpi_env, tool
+
+pytestmark = pytest.mark.mpi
+
+TIMEOUT = 180
+FAST = ["trainer.epochs=1", "model=mlp", "model.hidden=[32]"]
+
+
+def launch(np_: int | None, args: list[str], cwd: Path, program: list[str] | None = None) -> subprocess.CompletedProcess:
+    program = program or [tool("compoptim-run")]
+    cmd = ([tool("mpirun"), "-np", str(np_)] if np_ else []) + program + args
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, env=mpi_env())
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob("summary.json"))
+
+
+@pytest.mark.parametrize("np_", [1, 2, 3])
+def test_mpirun_trains_and_writes_one_run_dir(tmp_path, np_):
+    result = launch(np_, ["trainer.epochs=1"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert [p.parent for p in tmp_path.rglob(".hydra")] == [run]
+    assert len(list(tmp_path.rglob("*.log"))) == 1
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["n_nodes"] == np_
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert {"epoch", "step", "wall_time_s", "train_loss", "test_loss", "test_acc", "local_test_acc_mean",
+            "consensus_distance", "bytes_sent_per_node"} <= set(rows[0])
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert result.stdout.count("epoch   1/1") == 1  # progress printed by rank 0 only
+    expected_neighbours = {1: 0, 2: 1, 3: 2}[np_]
+    per_step = expected_neighbours * 61706 * 4
+    assert float(rows[-1]["bytes_sent_per_node"]) == per_step * int(rows[-1]["step"])
+
+
+def test_single_process_without_mpirun(tmp_path):
+    result = launch(None, FAST, tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert json.loads((run / "summary.json").read_text())["n_nodes"] == 1
+
+
+def test_same_seed_gives_identical_metrics_under_mpi(tmp_path):
+    tables = []
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        assert launch(2, [*FAST, "seed=5"], tmp_path / sub).returncode == 0
+        (run,) = run_dirs(tmp_path / sub)
+        rows = csv.DictReader(open(run / "metrics.csv"))
+        tables.append([{k: v for k, v in r.items() if "time" not in k} for r in rows])
+    assert tables[0] == tables[1]
+
+
+def test_threads_default_to_cores_per_rank_and_can_be_set(tmp_path):
+    import os
+
+    assert launch(2, FAST, tmp_path).returncode == 0
+    assert launch(2, [*FAST, "trainer.threads=1", "hydra.run.dir=fixed"], tmp_path).returncode == 0
+    auto = json.loads(next((tmp_path / "outputs").rglob("summary.json")).read_text())
+    fixed = json.loads((tmp_path / "fixed" / "summary.json").read_text())
+    assert auto["torch_threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert fixed["torch_threads"] == 1
+
+
+def test_bad_option_is_one_clear_line(tmp_path):
+    result = launch(2, ["optimizer=adamm"], tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["compoptim-run: error: unknown optimizer 'adamm'; available: dsgd, sgd"]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_bad_value_fails_once_before_training(tmp_path):
+    result = launch(3, ["optimizer.lr=-1"], tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count("optimizer.lr must be > 0; got -1") == 1
+    assert "Traceback" not in result.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+FAULT_SCRIPT = """
+import sys
+from mpi4py import MPI
+from compoptim.optim.dsgd import DSGD
+
+_step = DSGD.step
+
+def step(self):
+    if MPI.COMM_WORLD.Get_rank() == {rank} and self.t == 3:
+        raise RuntimeError("injected failure")
+    _step(self)
+
+DSGD.step = step
+from compoptim.cli.run import main
+main()
+"""
+
+
+@pytest.mark.parametrize("failing_rank", [0, 1])
+def test_exception_on_one_rank_ends_the_job_promptly(tmp_path, failing_rank):
+    script = tmp_path / "fault.py"
+    script.write_text(FAULT_SCRIPT.format(rank=failing_rank))
+    start = time.monotonic()
+    result = launch(3, [*FAST, "trainer.epochs=50"], tmp_path, program=[sys.executable, str(script)])
+    elapsed = time.monotonic() - start
+    assert result.returncode != 0
+    assert elapsed < 60
+    assert f"compoptim-run: error: rank {failing_rank} of 3: RuntimeError: injected failure" in result.stderr
+    assert "epoch  50/50" not in result.stdout
+
+
+def test_multirun_under_mpirun_gives_one_dir_per_job(tmp_path):
+    result = launch(2, ["-m", "seed=0,1", *FAST], tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = run_dirs(tmp_path / "multirun")
+    assert [r.name for r in runs] == ["0", "1"]
+    assert sorted(p.parent.name for p in tmp_path.rglob(".hydra")) == ["0", "1"]
+    seeds = [json.loads((r / "summary.json").read_text())["n_nodes"] for r in runs]
+    assert seeds == [2, 2]
