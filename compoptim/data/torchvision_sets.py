@@ -1,0 +1,47 @@
+"""MNIST and Fashion-MNIST through torchvision's own loaders (real IDX files on disk)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from compoptim.data.base import Dataset
+from compoptim.errors import UserError
+
+# name -> (torchvision class name, folder torchvision uses under root, mean, std)
+_SPECS = {
+    "mnist": ("MNIST", "MNIST", 0.1307, 0.3081),
+    "fashion_mnist": ("FashionMNIST", "FashionMNIST", 0.2860, 0.3530),
+}
+_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def load_mnist_like(name: str, root: str = "data", download: bool = False) -> Dataset:
+    import torchvision.datasets as tvd
+
+    cls_name, folder, mean, std = _SPECS[name]
+    cls = getattr(tvd, cls_name)
+    raw = Path(root).expanduser().resolve() / folder / "raw"
+    try:
+        train = cls(root=str(Path(root).expanduser()), train=True, download=download)
+        test = cls(root=str(Path(root).expanduser()), train=False, download=download)
+    except RuntimeError as exc:
+        missing = [f for f in _FILES if not (raw / f).exists()]
+        why = "download failed (no network?)" if download else "files not found"
+        raise UserError(
+            f"dataset={name}: {why}; looked in {raw} for {', '.join(missing) or 'all four IDX files'}; "
+            f"put the IDX files (optionally .gz) there{'' if download else ' or set dataset.download=true'}"
+        ) from exc
+    return Dataset(
+        name=name,
+        x_train=_normalize(train.data, mean, std),
+        y_train=train.targets.to(torch.int64),
+        x_test=_normalize(test.data, mean, std),
+        y_test=test.targets.to(torch.int64),
+        num_classes=10,
+    )
+
+
+def _normalize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return ((images.to(torch.float32) / 255.0 - mean) / std).unsqueeze(1)
