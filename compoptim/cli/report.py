@@ -2,40 +2,18 @@
 
     compoptim-report outputs/ multirun/2026-11-26/10-00-00
 
-Finds every run directory (one with a summary.json) below each path and prints one row per
-run with its status and final figures.
+Finds every run directory (one with a summary.json) at or below each path and prints one
+row per run with its status and final figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["run", "status", "n_nodes", "test_acc", "test_loss", "consensus_distance", "bytes_sent_per_node", "wall_time_s"]
-
-
-def find_runs(paths: list[Path]) -> list[Path]:
-    runs: list[Path] = []
-    for path in paths:
-        if (path / "summary.json").is_file():
-            runs.append(path)
-        runs.extend(sorted(p.parent for p in path.rglob("summary.json") if p.parent != path))
-    return runs
-
-
-def load_summaries(runs: list[Path]) -> pd.DataFrame:
-    rows = []
-    for run in runs:
-        try:
-            summary = json.loads((run / "summary.json").read_text())
-        except (OSError, ValueError) as exc:
-            summary = {"status": f"unreadable ({exc.__class__.__name__})"}
-        rows.append({"run": str(run), **{k: summary.get(k) for k in COLUMNS[1:]}})
-    return pd.DataFrame(rows, columns=COLUMNS)
+from compoptim.report import find_runs, load_summaries
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +33,6 @@ def main(argv: list[str] | None = None) -> None:
         print(table.to_string(index=False))
     if args.csv:
         table.to_csv(args.csv, index=False)
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
