@@ -56,4 +56,5 @@ def _mpi_library() -> str | None:
         from mpi4py import MPI
     except ImportError:
         return None
-    return MPI.Get_library_version().splitlines()[0].strip()
+    # Some MPI libraries (Open MPI) NUL-terminate the string inside the returned text.
+    return MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
