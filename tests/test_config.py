@@ -3,7 +3,8 @@ import itertools
 import pytest
 from omegaconf import OmegaConf
 
-from compoptim.cli.precheck import check_overrides, group_options
+from compoptim.cli.help import help_text
+from compoptim.cli.precheck import check_command_line, check_output_dir, check_overrides, group_options
 from compoptim.config import GROUPS
 from tests.conftest import compose_config
 
@@ -64,3 +65,32 @@ def test_all_option_pairs_compose():
     for (g1, g2) in itertools.combinations(GROUPS, 2):
         for o1, o2 in itertools.product(group_options(g1), group_options(g2)):
             compose_config(f"{g1}={o1}", f"{g2}={o2}")
+
+
+def test_sweep_values_without_multirun_are_refused():
+    message = check_command_line(["seed=1,2"], multirun=False)
+    assert message == "'seed=1,2' lists several values; add -m (--multirun) to run one job per value"
+    assert check_command_line(["model=mlp", "model.hidden=[8,8]"], multirun=False) is None
+
+
+def test_output_dir_is_created_or_refused_in_one_line(tmp_path):
+    compose_config()  # registers the run_stamp resolver
+    assert check_output_dir([f"hydra.run.dir={tmp_path}/run"], multirun=False) is None
+    assert (tmp_path / "run").is_dir()
+    assert check_output_dir([f"hydra.sweep.dir={tmp_path}/sweep", "seed=0,1"], multirun=True) is None
+    assert (tmp_path / "sweep").is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    message = check_output_dir([f"hydra.run.dir={blocker}/run"], multirun=False)
+    assert message.startswith(f"cannot create the output directory {blocker}/run")
+    assert message.endswith("choose another with hydra.run.dir=PATH")
+
+
+def test_help_lists_every_group_with_its_options_and_the_defaults():
+    text = help_text()
+    for group in GROUPS:
+        assert f"  {group:<11} " in text
+        for option in group_options(group):
+            assert option in text
+    assert "dsgd*" in text and "ring*" in text and "lenet5*" in text and "digits*" in text
+    assert "schema" not in text

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from importlib import resources
+from pathlib import Path
 
 from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -26,6 +28,40 @@ _MAX_SWEEP_CHECKS = 64
 def group_options(group: str) -> list[str]:
     folder = resources.files(CONFIG_MODULE) / group
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def check_command_line(overrides: list[str], multirun: bool) -> str | None:
+    """None if the command line can run; else one line saying what to change.
+
+    Needs the ``run_stamp`` resolver registered (the run directory is resolved here).
+    """
+    if not multirun:
+        swept = [o for o in overrides if "," in o.split("=", 1)[-1] and not o.split("=", 1)[-1].startswith("[")]
+        if swept:
+            return f"'{swept[0]}' lists several values; add -m (--multirun) to run one job per value"
+    return check_overrides(overrides)
+
+
+def check_output_dir(overrides: list[str], multirun: bool) -> str | None:
+    """Create the run (or sweep) directory now; a one-line message if it cannot be written."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    first_values = []
+    for o in OverridesParser.create().parse_overrides(overrides):
+        if o.is_sweep_override():  # the sweep dir is shared by all jobs: any one job will do
+            first_values.append(f"{o.input_line.split('=', 1)[0]}={next(iter(o.sweep_string_iterator()))}")
+        else:
+            first_values.append(o.input_line)
+    register_schemas()
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        cfg = compose("config", overrides=first_values, return_hydra_config=True)
+    path = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the output directory {path} ({exc.strerror}); choose another with {key}=PATH"
+    if not os.access(path, os.W_OK):
+        return f"cannot write to the output directory {path}; choose another with {key}=PATH"
+    return None
 
 
 def check_overrides(overrides: list[str]) -> str | None:

@@ -3,9 +3,10 @@
     mpirun -np 4 compoptim-run optimizer=dsgd topology=ring trainer.epochs=20
 
 Order of events on every rank:
-1. the command-line overrides are checked (a mistake is one line, exit 2, nothing written);
-2. rank 0 picks the run stamp and broadcasts it, so all ranks agree on one run directory;
-   ranks other than 0 tell Hydra to write no ``.hydra/`` and no log file;
+1. rank 0 picks the run stamp and broadcasts it, so all ranks agree on one run directory;
+2. the command line is checked: overrides compose, the output directory is writable (a
+   mistake is one line, exit 2, nothing trained); ranks other than 0 then tell Hydra to
+   write no ``.hydra/`` and no log file;
 3. Hydra composes the config and calls ``run_job``, which builds this rank's Trainer; the
    ranks agree on whether every build succeeded before any training traffic starts;
 4. training; an exception on any rank aborts the whole MPI job (no rank left hanging).
@@ -24,7 +25,8 @@ from hydra.core.hydra_config import HydraConfig
 from mpi4py import MPI
 from omegaconf import DictConfig, OmegaConf
 
-from compoptim.cli.precheck import check_overrides
+from compoptim.cli.help import help_text
+from compoptim.cli.precheck import check_command_line, check_output_dir
 from compoptim.cli.world import choose_run_stamp, default_threads, fail, node_local_rank, resolve_device
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.config import register_schemas
@@ -44,25 +46,25 @@ def main() -> None:
     rank = world.Get_rank()
     argv = sys.argv[1:]
     args = get_args_parser().parse_args(argv)
-    if not (args.help or args.hydra_help or args.info or args.shell_completion):
-        message = _check_command_line(args.overrides, args.multirun)
+    if args.help:
+        if rank == 0:
+            print(help_text())
+        sys.exit(0)
+    stamp = choose_run_stamp(world)
+    OmegaConf.register_new_resolver("run_stamp", lambda: stamp, replace=True)
+    register_schemas()
+    if not (args.hydra_help or args.info or args.shell_completion or args.cfg):
+        # Every rank composes the same config and gets the same answer; only the
+        # directory check touches the file system, so rank 0 does it and shares the result.
+        message = check_command_line(args.overrides, args.multirun)
+        if message is None:
+            message = world.bcast(check_output_dir(args.overrides, args.multirun) if rank == 0 else None)
         if message:
             if rank == 0:
                 print(f"compoptim-run: error: {message}", file=sys.stderr)
             sys.exit(2)
-    stamp = choose_run_stamp(world)
-    OmegaConf.register_new_resolver("run_stamp", lambda: stamp, replace=True)
-    register_schemas()
     sys.argv = [sys.argv[0], *argv, *(_WORKER_OVERRIDES if rank else [])]
     _hydra_entry()
-
-
-def _check_command_line(overrides: list[str], multirun: bool) -> str | None:
-    if not multirun:
-        swept = [o for o in overrides if "," in o.split("=", 1)[-1] and not o.split("=", 1)[-1].startswith("[")]
-        if swept:
-            return f"'{swept[0]}' lists several values; add -m (--multirun) to run one job per value"
-    return check_overrides(overrides)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://compoptim.conf", config_name="config")
