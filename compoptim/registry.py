@@ -7,7 +7,8 @@ so an unknown name or setting is always one line that lists what is allowed.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from compoptim.errors import UserError
 

@@ -18,7 +18,7 @@ def test_every_model_maps_inputs_to_class_logits(name, shape):
 
 
 def test_model_errors():
-    with pytest.raises(UserError, match="unknown model 'vgg'; available: lenet5, mlp"):
+    with pytest.raises(UserError, match=r"unknown model 'vgg'; available: lenet5, mlp"):
         build_model({"name": "vgg"}, (1, 28, 28), 10)
-    with pytest.raises(UserError, match="model.hidden widths must all be >= 1"):
+    with pytest.raises(UserError, match=r"model\.hidden widths must all be >= 1"):
         build_model({"name": "mlp", "hidden": [10, 0]}, (1, 28, 28), 10)

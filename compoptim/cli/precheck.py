@@ -76,7 +76,7 @@ def check_overrides(overrides: list[str]) -> str | None:
         if override.is_sweep_override():
             try:
                 values = list(override.sweep_string_iterator())
-            except Exception:  # noqa: BLE001 - glob sweeps etc.: leave them to Hydra
+            except Exception:
                 return None
         else:
             values = [override.get_value_element_as_str()] if not override.is_delete() else [None]

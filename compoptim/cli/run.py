@@ -72,7 +72,7 @@ def _hydra_entry(cfg: DictConfig) -> float:
     return run_job(cfg, MPI.COMM_WORLD)
 
 
-def run_job(cfg: DictConfig, world: "MPI.Comm") -> float:
+def run_job(cfg: DictConfig, world: MPI.Comm) -> float:
     """One training run on every rank of ``world``; returns the final averaged-model accuracy."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     rank = world.Get_rank()
@@ -84,20 +84,20 @@ def run_job(cfg: DictConfig, world: "MPI.Comm") -> float:
         comm = MPICommunicator(world, build_topology(cfg.topology, world.Get_size()))
         trainer = Trainer(cfg, comm, run_dir, device, log=log.info)
         torch.set_num_threads(cfg.trainer.threads or default_threads(local_size))
-    except Exception as exc:  # noqa: BLE001 - reported below, once, after all ranks agree
+    except Exception as exc:
         error = exc
     _agree_on_build(world, error, run_dir)
 
     try:
         summary = trainer.fit()
-    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt must abort the job too
+    except BaseException as exc:
         if rank == 0:
             mark_failed(run_dir, exc)
         fail(world, exc)
     return summary["test_acc"]
 
 
-def _agree_on_build(world: "MPI.Comm", error: Exception | None, run_dir: Path) -> None:
+def _agree_on_build(world: MPI.Comm, error: Exception | None, run_dir: Path) -> None:
     """All ranks learn whether every rank built its Trainer; on failure all exit with code 2.
 
     Config mistakes fail identically everywhere, so the message is printed once (by the

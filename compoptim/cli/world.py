@@ -17,7 +17,7 @@ from compoptim.errors import UserError
 _FORWARD_GRACE_S = 0.5
 
 
-def node_local_rank(comm: "MPI.Comm") -> tuple[int, int]:
+def node_local_rank(comm: MPI.Comm) -> tuple[int, int]:
     """(rank among the processes on this machine, how many processes share it)."""
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
     try:
@@ -48,7 +48,7 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
     raise UserError(f"trainer.device must be cpu, cuda or auto; got {name}")
 
 
-def choose_run_stamp(comm: "MPI.Comm") -> str:
+def choose_run_stamp(comm: MPI.Comm) -> str:
     """Rank 0 picks ``YYYY-MM-DD/HH-MM-SS`` (suffixed if already taken) and every rank gets it."""
     stamp = None
     if comm.Get_rank() == 0:
@@ -59,7 +59,7 @@ def choose_run_stamp(comm: "MPI.Comm") -> str:
     return comm.bcast(stamp, root=0)
 
 
-def fail(comm: "MPI.Comm", exc: BaseException) -> None:
+def fail(comm: MPI.Comm, exc: BaseException) -> None:
     """Report an error raised on this rank and end the whole job (never returns).
 
     A UserError is one line; anything else is a bug, so its traceback is printed first.

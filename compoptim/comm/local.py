@@ -7,7 +7,8 @@ everyone reads, everyone leaves, so no node overwrites a buffer another still re
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -71,7 +72,7 @@ def run_local(topology: Topology, fn: Callable[[Communicator], Any]) -> list[Any
             results[rank] = fn(LocalCommunicator(hub, rank, topology))
         except threading.BrokenBarrierError:
             pass
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             errors.append(exc)
             hub.barrier.abort()
 

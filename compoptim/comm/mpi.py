@@ -19,7 +19,7 @@ _GOSSIP_TAG = 7
 
 
 class MPICommunicator(Communicator):
-    def __init__(self, comm: "MPI.Comm", topology: Topology) -> None:
+    def __init__(self, comm: MPI.Comm, topology: Topology) -> None:
         super().__init__(comm.Get_rank(), comm.Get_size(), topology)
         self.comm = comm
         max_degree = max(len(w[1]) for w in self._round_weights)

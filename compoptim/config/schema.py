@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -30,7 +30,7 @@ class TrainerConfig:
     batch_size: int = 32  # per node
     eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
     device: Device = Device.cpu
-    threads: Optional[int] = None  # torch intra-op threads per rank; None: cores / local ranks
+    threads: int | None = None  # torch intra-op threads per rank; None: cores / local ranks
 
 
 @dataclass
@@ -70,7 +70,7 @@ class LeNet5Config:
 @dataclass
 class MLPConfig:
     name: str = "mlp"
-    hidden: List[int] = field(default_factory=lambda: [200, 200])
+    hidden: list[int] = field(default_factory=lambda: [200, 200])
 
 
 @dataclass

@@ -45,5 +45,5 @@ def _stratified_test_indices(labels: np.ndarray, fraction: float, seed: int) -> 
     picked = []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        picked.append(idx[: int(round(fraction * len(idx)))])
+        picked.append(idx[: round(fraction * len(idx))])
     return np.sort(np.concatenate(picked))

@@ -5,4 +5,4 @@ from compoptim.optim.dsgd import DSGD
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.registry import OPTIMIZERS, build_optimizer
 
-__all__ = ["DSGD", "DecentralizedOptimizer", "FlatParameters", "OPTIMIZERS", "build_optimizer"]
+__all__ = ["DSGD", "OPTIMIZERS", "DecentralizedOptimizer", "FlatParameters", "build_optimizer"]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from compoptim.comm.base import Communicator
 from compoptim.compress.base import Compressor
-from compoptim.registry import build_from_registry
 from compoptim.optim.base import DecentralizedOptimizer
 from compoptim.optim.dsgd import DSGD
 from compoptim.optim.flat import FlatParameters
+from compoptim.registry import build_from_registry
 
 OPTIMIZERS: dict[str, Callable[..., DecentralizedOptimizer]] = {"dsgd": DSGD}
 

@@ -49,7 +49,7 @@ class Evaluator:
         consensus = torch.sum((self.flat.params - x_bar) ** 2).to(torch.float64).reshape(1)
 
         avg_loss, avg_correct = _score(self.averaged_model, self.x_test[self.slice], self.y_test[self.slice])
-        local_loss, local_correct = _score(self.model, self.x_test, self.y_test)
+        _, local_correct = _score(self.model, self.x_test, self.y_test)
         local_acc = local_correct / len(self.y_test)
 
         sums = torch.tensor([avg_loss, avg_correct, local_acc], dtype=torch.float64, device=dev)

@@ -19,10 +19,12 @@ TIMEOUT = 180
 FAST = ["trainer.epochs=1", "model=mlp", "model.hidden=[32]"]
 
 
-def launch(np_: int | None, args: list[str], cwd: Path, program: list[str] | None = None) -> subprocess.CompletedProcess:
+def launch(np_: int | None, args: list[str], cwd: Path,
+           program: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run compoptim-run (or ``program``) under ``mpirun -np np_`` (no mpirun if np_ is None)."""
     program = program or [tool("compoptim-run")]
     cmd = ([tool("mpirun"), "-np", str(np_)] if np_ else []) + program + args
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, env=mpi_env())
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, env=mpi_env(), check=False)
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -38,7 +40,8 @@ def test_mpirun_trains_and_writes_one_run_dir(tmp_path, np_):
     assert len(list(tmp_path.rglob("*.log"))) == 1
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["n_nodes"] == np_
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert {"epoch", "step", "wall_time_s", "train_loss", "test_loss", "test_acc", "local_test_acc_mean",
             "consensus_distance", "bytes_sent_per_node"} <= set(rows[0])
     assert [r["epoch"] for r in rows] == ["0", "1"]
@@ -61,8 +64,8 @@ def test_same_seed_gives_identical_metrics_under_mpi(tmp_path):
         (tmp_path / sub).mkdir()
         assert launch(2, [*FAST, "seed=5"], tmp_path / sub).returncode == 0
         (run,) = run_dirs(tmp_path / sub)
-        rows = csv.DictReader(open(run / "metrics.csv"))
-        tables.append([{k: v for k, v in r.items() if "time" not in k} for r in rows])
+        with open(run / "metrics.csv") as f:
+            tables.append([{k: v for k, v in r.items() if "time" not in k} for r in csv.DictReader(f)])
     assert tables[0] == tables[1]
 
 
