@@ -1,10 +1,11 @@
 import itertools
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from compoptim.cli.help import help_text
-from compoptim.cli.precheck import check_command_line, check_output_dir, check_overrides, group_options
+from compoptim.cli.precheck import check_command_line, group_options, prepare_output_dir
 from compoptim.config import GROUPS
 from tests.conftest import compose_config
 
@@ -47,45 +48,55 @@ def test_sgd_is_an_alias_of_dsgd():
          "bad value for trainer.device: Invalid value 'gpu', expected one of [cpu, cuda, auto]"),
         (["optimizer.foo=1"],
          "unknown config key 'optimizer.foo'; allowed keys here: name, lr, momentum, weight_decay"),
-        (["trainer.bogus=1"], "unknown config key 'trainer.bogus'; allowed keys here: epochs,"),
-        (["optimizer=dsgd,adamm"], "unknown optimizer 'adamm'"),
+        (["+optimizer.foo=1"], "unknown config key 'optimizer.foo'; allowed keys here: name, lr,"),
+        (["+trainer.bogus=1"], "unknown config key 'trainer.bogus'; allowed keys here: epochs,"),
+        (["+bogus=1"], "unknown config key 'bogus'; allowed keys here: seed, trainer,"),
+        (["~seed"], "config key 'seed' is required and cannot be removed"),
+        (["hydra.foo=1"], "unknown config key 'hydra.foo'"),
+        (["hydra.job.chdir=maybe"], "bad value for hydra.job.chdir"),
+        (["hydra.run.dir=${oc.env:COMPOPTIM_NOT_SET}"], "bad value for hydra.run.dir"),
         (["a=[b"], "cannot parse overrides"),
+        (["seed=1,2"], "'seed=1,2' lists several values; add -m (--multirun) to run one job per value"),
     ],
 )
-def test_bad_overrides_give_one_line(overrides, expected):
-    message = check_overrides(overrides)
+def test_bad_command_lines_give_one_line(overrides, expected):
+    compose_config()  # registers the run_stamp resolver
+    message, output_dir = check_command_line(overrides, multirun=False)
     assert message is not None and expected in message
-    assert "\n" not in message
+    assert "\n" not in message and output_dir is None
 
 
-def test_good_overrides_and_sweeps_pass():
-    assert check_overrides(["optimizer=sgd", "model=mlp", "trainer.epochs=2", "hydra.run.dir=x"]) is None
-    assert check_overrides(["optimizer=dsgd,sgd", "seed=range(0,3)"]) is None
+def test_sweeps_check_every_value():
+    compose_config()
+    message, _ = check_command_line(["optimizer=dsgd,adamm"], multirun=True)
+    assert message == "unknown optimizer 'adamm'; available: dsgd, sgd"
+
+
+def test_good_command_lines_name_their_output_dir():
+    compose_config()
+    assert check_command_line(["optimizer=sgd", "model=mlp", "model.hidden=[8,8]"], multirun=False) == (
+        None, Path("outputs/test"))
+    assert check_command_line(["optimizer=dsgd,sgd", "seed=range(0,3)"], multirun=True) == (
+        None, Path("multirun/test"))
+    assert check_command_line(["hydra.run.dir=x/y"], multirun=False) == (None, Path("x/y"))
+    # a quoted comma is a value, not a sweep
+    assert check_command_line(["dataset=mnist", "dataset.root='a,b'"], multirun=False)[0] is None
+
+
+def test_output_dir_is_created_or_refused_in_one_line(tmp_path):
+    assert prepare_output_dir(tmp_path / "run", multirun=False) is None
+    assert (tmp_path / "run").is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    message = prepare_output_dir(blocker / "run", multirun=True)
+    assert message.startswith(f"cannot create the output directory {blocker}/run")
+    assert message.endswith("choose another with hydra.sweep.dir=PATH")
 
 
 def test_all_option_pairs_compose():
     for (g1, g2) in itertools.combinations(GROUPS, 2):
         for o1, o2 in itertools.product(group_options(g1), group_options(g2)):
             compose_config(f"{g1}={o1}", f"{g2}={o2}")
-
-
-def test_sweep_values_without_multirun_are_refused():
-    message = check_command_line(["seed=1,2"], multirun=False)
-    assert message == "'seed=1,2' lists several values; add -m (--multirun) to run one job per value"
-    assert check_command_line(["model=mlp", "model.hidden=[8,8]"], multirun=False) is None
-
-
-def test_output_dir_is_created_or_refused_in_one_line(tmp_path):
-    compose_config()  # registers the run_stamp resolver
-    assert check_output_dir([f"hydra.run.dir={tmp_path}/run"], multirun=False) is None
-    assert (tmp_path / "run").is_dir()
-    assert check_output_dir([f"hydra.sweep.dir={tmp_path}/sweep", "seed=0,1"], multirun=True) is None
-    assert (tmp_path / "sweep").is_dir()
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    message = check_output_dir([f"hydra.run.dir={blocker}/run"], multirun=False)
-    assert message.startswith(f"cannot create the output directory {blocker}/run")
-    assert message.endswith("choose another with hydra.run.dir=PATH")
 
 
 def test_help_lists_every_group_with_its_options_and_the_defaults():

@@ -1,8 +1,8 @@
-"""Check command-line overrides before Hydra runs, so a mistake is one clear line.
+"""Check the command line before Hydra runs, so a mistake is one clear line.
 
-Hydra's own reports of a bad option are several lines (with search paths and a hint about
-HYDRA_FULL_ERROR); here the same overrides are composed once up front and any failure is
-turned into one sentence that names the key and what is allowed.
+Hydra's own reports of a bad option are several lines (search paths, a hint about
+HYDRA_FULL_ERROR) or a traceback; here the same overrides are composed up front, Hydra's
+settings included, and any failure becomes one sentence naming the key and what is allowed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
 from compoptim.config import GROUPS, register_schemas
@@ -30,31 +32,49 @@ def group_options(group: str) -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def check_command_line(overrides: list[str], multirun: bool) -> str | None:
-    """None if the command line can run; else one line saying what to change.
+def check_command_line(overrides: list[str], multirun: bool) -> tuple[str | None, Path | None]:
+    """(message, output dir): a one-line message if the command line cannot run, else the
+    run directory (or, with -m, the sweep directory) it will write to.
 
-    Needs the ``run_stamp`` resolver registered (the run directory is resolved here).
+    Needs the ``run_stamp`` resolver registered.
     """
-    if not multirun:
-        swept = [o for o in overrides if "," in o.split("=", 1)[-1] and not o.split("=", 1)[-1].startswith("[")]
-        if swept:
-            return f"'{swept[0]}' lists several values; add -m (--multirun) to run one job per value"
-    return check_overrides(overrides)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        return f"cannot parse overrides: {_first_line(exc)}", None
+    choices: list[list[str]] = []
+    for override in parsed:
+        values = _values(override)
+        if values is None:
+            return None, None  # glob sweeps and the like: leave them to Hydra
+        if len(values) > 1 and not multirun:
+            return f"'{override.input_line}' lists several values; add -m (--multirun) to run one job per value", None
+        group = override.key_or_group
+        if group in GROUPS and override.package is None and not override.is_delete():
+            for value in values:
+                if value not in group_options(group):
+                    return f"unknown {group} '{value}'; available: {', '.join(group_options(group))}", None
+        key = override.input_line.split("=", 1)[0]
+        choices.append([override.input_line] if override.is_delete() else [f"{key}={v}" for v in values])
 
-
-def check_output_dir(overrides: list[str], multirun: bool) -> str | None:
-    """Create the run (or sweep) directory now; a one-line message if it cannot be written."""
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    first_values = []
-    for o in OverridesParser.create().parse_overrides(overrides):
-        if o.is_sweep_override():  # the sweep dir is shared by all jobs: any one job will do
-            first_values.append(f"{o.input_line.split('=', 1)[0]}={next(iter(o.sweep_string_iterator()))}")
-        else:
-            first_values.append(o.input_line)
     register_schemas()
+    output_dir = None
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        cfg = compose("config", overrides=first_values, return_hydra_config=True)
-    path = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+        for combo in itertools.islice(itertools.product(*choices), _MAX_SWEEP_CHECKS):
+            try:
+                cfg = compose("config", overrides=list(combo), return_hydra_config=True)
+                unknown = _unknown_keys(cfg)
+                if unknown:
+                    return unknown, None
+                output_dir = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+            except (HydraException, OmegaConfBaseException) as exc:
+                return describe_config_error(exc), None
+    return None, output_dir
+
+
+def prepare_output_dir(path: Path, multirun: bool) -> str | None:
+    """Create the output directory now; a one-line message if it cannot be written."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -64,56 +84,50 @@ def check_output_dir(overrides: list[str], multirun: bool) -> str | None:
     return None
 
 
-def check_overrides(overrides: list[str]) -> str | None:
-    """None if the overrides compose; else a one-line message saying what to change."""
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as exc:
-        return f"cannot parse overrides: {_first_line(exc)}"
-    task = [(o, o.input_line) for o in parsed if not o.key_or_group.startswith("hydra")]
-    choices: list[list[str]] = []
-    for override, line in task:
-        if override.is_sweep_override():
-            try:
-                values = list(override.sweep_string_iterator())
-            except Exception:
-                return None
-        else:
-            values = [override.get_value_element_as_str()] if not override.is_delete() else [None]
-        group = override.key_or_group
-        if group in GROUPS and override.package is None:
-            for value in values:
-                if value is not None and value not in group_options(group):
-                    return f"unknown {group} '{value}'; available: {', '.join(group_options(group))}"
-        key = line.split("=", 1)[0]
-        choices.append([line] if values == [None] else [f"{key}={v}" for v in values])
-
-    register_schemas()
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        for combo in itertools.islice(itertools.product(*choices), _MAX_SWEEP_CHECKS):
-            try:
-                compose("config", overrides=list(combo))
-            except (HydraException, OmegaConfBaseException) as exc:
-                return describe_config_error(exc)
-    return None
-
-
 def describe_config_error(exc: BaseException) -> str:
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
     key = getattr(cause, "full_key", None)
     if isinstance(cause, ConfigAttributeError) and key:
-        allowed = _schema_fields(getattr(cause, "object_type", None))
-        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
-        return f"unknown config key '{key}'{hint}"
+        return f"unknown config key '{key}'{_allowed_hint(getattr(cause, 'object_type', None))}"
     if key:
         return f"bad value for {key}: {_first_line(cause)}"
     return _first_line(exc)
 
 
-def _schema_fields(object_type: type | None) -> list[str]:
+def _values(override: Override) -> list[str] | None:
+    if override.is_delete():
+        return [""]
+    if not override.is_sweep_override():
+        return [override.get_value_element_as_str()]
+    try:
+        return list(override.sweep_string_iterator())
+    except Exception:  # noqa: BLE001 - sweeps Hydra expands only with the config loader
+        return None
+
+
+def _unknown_keys(node: DictConfig, prefix: str = "") -> str | None:
+    """A key added with ``+key=value`` that its schema does not declare (Hydra lets it through)."""
+    schema = OmegaConf.get_type(node)
+    fields = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key, child in node.items_ex(resolve=False):
+        if not prefix and key == "hydra":  # Hydra's own settings, validated by Hydra
+            continue
+        if fields is not None and key not in fields:
+            return f"unknown config key '{prefix}{key}'{_allowed_hint(schema)}"
+        if isinstance(child, DictConfig):
+            found = _unknown_keys(child, f"{prefix}{key}.")
+            if found:
+                return found
+    missing = sorted((fields or set()) - set(node.keys()))
+    if missing:
+        return f"config key '{prefix}{missing[0]}' is required and cannot be removed"
+    return None
+
+
+def _allowed_hint(object_type: type | None) -> str:
     if object_type is None or not dataclasses.is_dataclass(object_type):
-        return []
-    return [f.name for f in dataclasses.fields(object_type)]
+        return ""
+    return f"; allowed keys here: {', '.join(f.name for f in dataclasses.fields(object_type))}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,19 +3,23 @@
     mpirun -np 4 compoptim-run optimizer=dsgd topology=ring trainer.epochs=20
 
 Order of events on every rank:
-1. rank 0 picks the run stamp and broadcasts it, so all ranks agree on one run directory;
-2. the command line is checked: overrides compose, the output directory is writable (a
-   mistake is one line, exit 2, nothing trained); ranks other than 0 then tell Hydra to
-   write no ``.hydra/`` and no log file;
+1. rank 0 reserves the run stamp (a fresh directory) and broadcasts it, so all ranks agree
+   on one run directory;
+2. the command line is checked: overrides compose against the schemas and the output
+   directory is writable (a mistake is one line, exit 2, nothing trained); ranks other
+   than 0 then tell Hydra to write no ``.hydra/`` and no log file;
 3. Hydra composes the config and calls ``run_job``, which builds this rank's Trainer; the
    ranks agree on whether every build succeeded before any training traffic starts;
-4. training; an exception on any rank aborts the whole MPI job (no rank left hanging).
+4. training.
+Whatever fails on one rank only — in Hydra, in setup or in training — aborts the whole
+MPI job, so no rank is ever left waiting in a collective.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
@@ -26,10 +30,21 @@ from mpi4py import MPI
 from omegaconf import DictConfig, OmegaConf
 
 from compoptim.cli.help import help_text
-from compoptim.cli.precheck import check_command_line, check_output_dir
-from compoptim.cli.world import choose_run_stamp, default_threads, fail, node_local_rank, resolve_device
+from compoptim.cli.precheck import check_command_line, prepare_output_dir
+from compoptim.cli.world import (
+    AgreedExit,
+    abort,
+    check_launcher,
+    choose_run_stamp,
+    default_threads,
+    fail,
+    node_local,
+    release_stamp,
+    resolve_device,
+)
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.config import register_schemas
+from compoptim.data import load_dataset
 from compoptim.errors import UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
@@ -43,6 +58,21 @@ _WORKER_OVERRIDES = ["hydra.output_subdir=null", "hydra/job_logging=none", "hydr
 
 def main() -> None:
     world = MPI.COMM_WORLD
+    try:
+        _main(world)
+    except AgreedExit:
+        raise
+    except SystemExit as exc:
+        # Hydra reports its own errors and exits; if only this rank got one, the others
+        # would wait forever, so the exit becomes an abort of the whole job.
+        if exc.code not in (None, 0) and world.Get_size() > 1:
+            abort(world, exc.code if isinstance(exc.code, int) else 1)
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any failure must end every rank
+        fail(world, exc)
+
+
+def _main(world: MPI.Comm) -> None:
     rank = world.Get_rank()
     argv = sys.argv[1:]
     args = get_args_parser().parse_args(argv)
@@ -50,19 +80,27 @@ def main() -> None:
         if rank == 0:
             print(help_text())
         sys.exit(0)
-    stamp = choose_run_stamp(world)
+    check_launcher(world)
+    root = "multirun" if args.multirun else "outputs"
+    stamp = choose_run_stamp(world, root)
     OmegaConf.register_new_resolver("run_stamp", lambda: stamp, replace=True)
     register_schemas()
-    if not (args.hydra_help or args.info or args.shell_completion or args.cfg):
-        # Every rank composes the same config and gets the same answer; only the
+    if args.hydra_help or args.info or args.shell_completion or args.cfg:
+        if rank == 0:
+            release_stamp(root, stamp)  # Hydra only prints here; no run directory
+    else:
+        # Every rank composes the same config and reaches the same verdict; only the
         # directory check touches the file system, so rank 0 does it and shares the result.
-        message = check_command_line(args.overrides, args.multirun)
-        if message is None:
-            message = world.bcast(check_output_dir(args.overrides, args.multirun) if rank == 0 else None)
+        message, output_dir = check_command_line(args.overrides, args.multirun)
+        if rank == 0:
+            if message is None and output_dir is not None:
+                message = prepare_output_dir(output_dir, args.multirun)
+            release_stamp(root, stamp, used=None if message else output_dir)
+        message = world.bcast(message, root=0)
         if message:
             if rank == 0:
                 print(f"compoptim-run: error: {message}", file=sys.stderr)
-            sys.exit(2)
+            raise AgreedExit(2)
     sys.argv = [sys.argv[0], *argv, *(_WORKER_OVERRIDES if rank else [])]
     _hydra_entry()
 
@@ -75,26 +113,46 @@ def _hydra_entry(cfg: DictConfig) -> float:
 def run_job(cfg: DictConfig, world: MPI.Comm) -> float:
     """One training run on every rank of ``world``; returns the final averaged-model accuracy."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    rank = world.Get_rank()
-    local_rank, local_size = node_local_rank(world)
-
+    local = node_local(world)
     trainer, error = None, None
     try:
-        device = resolve_device(str(getattr(cfg.trainer.device, "value", cfg.trainer.device)), local_rank)
+        torch.set_num_threads(_threads(cfg, local.Get_size()))
+        _fetch_dataset_once_per_machine(cfg, local)
+        device = resolve_device(str(getattr(cfg.trainer.device, "value", cfg.trainer.device)), local.Get_rank())
         comm = MPICommunicator(world, build_topology(cfg.topology, world.Get_size()))
         trainer = Trainer(cfg, comm, run_dir, device, log=log.info)
-        torch.set_num_threads(cfg.trainer.threads or default_threads(local_size))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported below, once, after all ranks agree
         error = exc
+    finally:
+        local.Free()
     _agree_on_build(world, error, run_dir)
 
     try:
         summary = trainer.fit()
-    except BaseException as exc:
-        if rank == 0:
-            mark_failed(run_dir, exc)
+    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt must abort the job too
+        # The failing rank records the failure itself: rank 0 may be killed by the abort.
+        mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None)
         fail(world, exc)
     return summary["test_acc"]
+
+
+def _threads(cfg: DictConfig, ranks_on_machine: int) -> int:
+    threads = cfg.trainer.threads
+    if threads is not None and threads < 1:
+        raise UserError(f"trainer.threads must be >= 1 or null (automatic); got {threads}")
+    return threads or default_threads(ranks_on_machine)
+
+
+def _fetch_dataset_once_per_machine(cfg: DictConfig, local: MPI.Comm) -> None:
+    """With dataset.download=true, one rank per machine fetches the files before the rest
+    read them, instead of every rank writing the same files at once."""
+    if not cfg.dataset.get("download", False):
+        return
+    try:
+        if local.Get_rank() == 0:
+            load_dataset(cfg.dataset)
+    finally:
+        local.Barrier()  # reached even after a failed download, so nobody hangs
 
 
 def _agree_on_build(world: MPI.Comm, error: Exception | None, run_dir: Path) -> None:
@@ -103,18 +161,16 @@ def _agree_on_build(world: MPI.Comm, error: Exception | None, run_dir: Path) -> 
     Config mistakes fail identically everywhere, so the message is printed once (by the
     lowest failing rank) instead of n times, and no rank is left waiting in a collective.
     """
-    reports = world.allgather(None if error is None else (isinstance(error, UserError), str(error)))
+    reports = world.allgather(None if error is None else str(error))
     failed = [r for r, rep in enumerate(reports) if rep is not None]
     if not failed:
         return
     rank = world.Get_rank()
     if rank == failed[0]:
         if not isinstance(error, UserError):
-            import traceback
-
             traceback.print_exception(error, file=sys.stderr)
         where = f" (rank {rank})" if len(failed) < world.Get_size() else ""
         print(f"compoptim-run: error{where}: {error}", file=sys.stderr, flush=True)
     if rank == 0:
-        mark_failed(run_dir, error or RuntimeError(f"rank {failed[0]}: {reports[failed[0]][1]}"))
-    sys.exit(2)
+        mark_failed(run_dir, error or RuntimeError(f"rank {failed[0]}: {reports[failed[0]]}"))
+    raise AgreedExit(2)

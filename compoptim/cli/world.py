@@ -14,25 +14,51 @@ from mpi4py import MPI
 
 from compoptim.errors import UserError
 
+# mpiexec forwards output asynchronously, and MPI_Abort tears the forwarding down: a moment
+# of grace keeps the last lines a failing rank wrote.
 _FORWARD_GRACE_S = 0.5
+# Environment variables through which launchers announce the job size.
+_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
 
-def node_local_rank(comm: MPI.Comm) -> tuple[int, int]:
-    """(rank among the processes on this machine, how many processes share it)."""
-    local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
-    try:
-        return local.Get_rank(), local.Get_size()
-    finally:
-        local.Free()
+class AgreedExit(SystemExit):
+    """Every rank reached the same verdict and exits alike, so no abort is needed."""
+
+
+def check_launcher(comm: MPI.Comm) -> None:
+    """Refuse a launcher from another MPI library, which would start n separate 1-rank runs."""
+    if comm.Get_size() > 1:
+        return
+    for var in _LAUNCHER_SIZE_VARS:
+        announced = os.environ.get(var, "1")
+        if announced.isdigit() and int(announced) > 1:
+            raise AgreedExit(
+                f"compoptim-run: error: started as one of {announced} processes ({var}) but MPI sees only 1: "
+                f"the mpirun/mpiexec used is not from the MPI library mpi4py uses "
+                f"({MPI.Get_library_version().splitlines()[0].strip()}); use that library's launcher"
+            )
+
+
+def node_local(comm: MPI.Comm) -> MPI.Comm:
+    """The ranks on this machine (a shared-memory split of ``comm``)."""
+    return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
 
 
 def default_threads(local_size: int) -> int:
-    """Cores this process may use, shared fairly among the ranks on the machine (>= 1)."""
+    """Torch threads for this rank: its share of the cores, at least 1.
+
+    If the launcher bound the process to a subset of the cores (Open MPI's default binding,
+    ``srun -c``), that subset already is the rank's share; otherwise the machine's cores are
+    split evenly among the ranks on it.
+    """
+    total = os.cpu_count() or 1
     try:
-        cores = len(os.sched_getaffinity(0))
+        allowed = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, local_size))
+        allowed = total
+    if allowed < total:
+        return max(1, allowed)
+    return max(1, allowed // max(1, local_size))
 
 
 def resolve_device(name: str, local_rank: int) -> torch.device:
@@ -48,23 +74,56 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
     raise UserError(f"trainer.device must be cpu, cuda or auto; got {name}")
 
 
-def choose_run_stamp(comm: MPI.Comm) -> str:
-    """Rank 0 picks ``YYYY-MM-DD/HH-MM-SS`` (suffixed if already taken) and every rank gets it."""
+def choose_run_stamp(comm: MPI.Comm, root: str) -> str:
+    """Rank 0 reserves ``root/YYYY-MM-DD/HH-MM-SS`` (suffixed if taken) and every rank gets the stamp.
+
+    The directory is created with ``exist_ok=False``, so two jobs started in the same
+    second (a SLURM array, say) can never share a run directory.
+    """
     stamp = None
     if comm.Get_rank() == 0:
         base = datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
         stamp, k = base, 1
-        while Path("outputs", stamp).exists() or Path("multirun", stamp).exists():
-            stamp, k = f"{base}-{k}", k + 1
+        while True:
+            try:
+                Path(root, stamp).mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                stamp, k = f"{base}-{k}", k + 1
+            except OSError:
+                break  # unwritable: the output-dir check reports it in one line
     return comm.bcast(stamp, root=0)
+
+
+def release_stamp(root: str, stamp: str, used: Path | None = None) -> None:
+    """Remove the reserved stamp directory (and parents it leaves empty, up to ``root``)
+    unless the run writes into it; a refused command line or hydra.run.dir=... leaves no trace."""
+    reserved = Path(root, stamp)
+    if used is not None and reserved.resolve() == used.resolve():
+        return
+    for folder in (reserved, *reserved.parents):
+        if folder == Path("."):
+            break
+        try:
+            folder.rmdir()  # only ever removes empty folders
+        except OSError:
+            break
+
+
+def abort(comm: MPI.Comm, code: int) -> None:
+    """End every rank of the job now (after the grace period for output forwarding)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if comm.Get_size() > 1:
+        time.sleep(_FORWARD_GRACE_S)
+        comm.Abort(code)
+    sys.exit(code)
 
 
 def fail(comm: MPI.Comm, exc: BaseException) -> None:
     """Report an error raised on this rank and end the whole job (never returns).
 
     A UserError is one line; anything else is a bug, so its traceback is printed first.
-    With other ranks running, MPI_Abort is the only way to stop those blocked in a
-    collective; a lone process just exits.
     """
     rank, size = comm.Get_rank(), comm.Get_size()
     where = f"rank {rank} of {size}: " if size > 1 else ""
@@ -73,10 +132,5 @@ def fail(comm: MPI.Comm, exc: BaseException) -> None:
     if not isinstance(exc, UserError):
         text = "".join(traceback.format_exception(exc)) + text
     sys.stdout.flush()
-    # One write, then a moment for mpiexec to forward it: MPI_Abort tears down the
-    # launcher's output forwarding, which can drop a line written just before it.
-    os.write(sys.stderr.fileno(), text.encode())
-    if size > 1:
-        time.sleep(_FORWARD_GRACE_S)
-        comm.Abort(1)
-    sys.exit(1)
+    os.write(sys.stderr.fileno(), text.encode())  # one write: never interleaved or half-sent
+    abort(comm, 1)

@@ -31,7 +31,7 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("summary.json"))
 
 
-@pytest.mark.parametrize("np_", [1, 2, 3])
+@pytest.mark.parametrize("np_", [1, 2, 3, 5])
 def test_mpirun_trains_and_writes_one_run_dir(tmp_path, np_):
     result = launch(np_, ["trainer.epochs=1"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -46,7 +46,7 @@ def test_mpirun_trains_and_writes_one_run_dir(tmp_path, np_):
             "consensus_distance", "bytes_sent_per_node"} <= set(rows[0])
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert result.stdout.count("epoch   1/1") == 1  # progress printed by rank 0 only
-    expected_neighbours = {1: 0, 2: 1, 3: 2}[np_]
+    expected_neighbours = {1: 0, 2: 1, 3: 2, 5: 2}[np_]
     per_step = expected_neighbours * 61706 * 4
     assert float(rows[-1]["bytes_sent_per_node"]) == per_step * int(rows[-1]["step"])
 
@@ -126,6 +126,10 @@ def test_exception_on_one_rank_ends_the_job_promptly(tmp_path, failing_rank):
     assert elapsed < 60
     assert f"compoptim-run: error: rank {failing_rank} of 3: RuntimeError: injected failure" in result.stderr
     assert "epoch  50/50" not in result.stdout
+    (run,) = run_dirs(tmp_path / "outputs")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["error"] == f"rank {failing_rank}: RuntimeError: injected failure"
 
 
 def test_multirun_under_mpirun_gives_one_dir_per_job(tmp_path):
@@ -134,5 +138,32 @@ def test_multirun_under_mpirun_gives_one_dir_per_job(tmp_path):
     runs = run_dirs(tmp_path / "multirun")
     assert [r.name for r in runs] == ["0", "1"]
     assert sorted(p.parent.name for p in tmp_path.rglob(".hydra")) == ["0", "1"]
-    seeds = [json.loads((r / "summary.json").read_text())["n_nodes"] for r in runs]
-    assert seeds == [2, 2]
+    assert [json.loads((r / "summary.json").read_text())["n_nodes"] for r in runs] == [2, 2]
+    seeds = [(r / "config.resolved.yaml").read_text().splitlines()[0] for r in runs]
+    assert seeds == ["seed: 0", "seed: 1"]
+
+
+@pytest.mark.parametrize("np_", [4, 5])
+def test_mpi_exchange_equals_w_times_x_and_the_local_backend(tmp_path, np_):
+    script = Path(__file__).with_name("mix_check.py")
+    result = launch(np_, [], tmp_path, program=[sys.executable, str(script)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_error_inside_hydra_on_rank_0_only_aborts_the_job(tmp_path):
+    # The log file handler is configured on rank 0 only; a job name with a slash breaks it.
+    start = time.monotonic()
+    result = launch(2, [*FAST, "hydra.job.name=a/b"], tmp_path)
+    assert result.returncode != 0
+    assert time.monotonic() - start < 60
+    assert "Unable to configure handler 'file'" in result.stderr
+
+
+def test_launcher_of_another_mpi_library_is_refused(tmp_path):
+    env = {**mpi_env(), "OMPI_COMM_WORLD_SIZE": "3"}
+    result = subprocess.run([tool("compoptim-run"), *FAST], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=TIMEOUT, env=env, check=False)
+    assert result.returncode != 0
+    assert "started as one of 3 processes (OMPI_COMM_WORLD_SIZE) but MPI sees only 1" in result.stderr
+    assert not (tmp_path / "outputs").exists()
