@@ -37,7 +37,10 @@ def test_every_node_takes_the_same_steps_and_sees_its_shard_once(n, batch):
         for _ in range(2):  # two epochs, reshuffled
             batches = list(ld.epoch())
             assert len(batches) == len(ld)
-            assert all(len(yb) <= batch for _, yb in batches)
+            sizes = [len(yb) for _, yb in batches]
+            full = len(shard) // batch
+            assert sizes[:full] == [batch] * full  # exactly batch_size, the last one shorter
+            assert sum(sizes) == len(shard)
             seen = torch.cat([yb for _, yb in batches]).tolist()
             assert sorted(seen) == sorted(shard.tolist())
 
@@ -63,14 +66,15 @@ def _write_idx(path, array: np.ndarray, gz: bool) -> None:
         path.write_bytes(data)
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["idx", "idx.gz"])
 @pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
-def test_torchvision_loaders_read_real_idx_files(tmp_path, name, folder):
+def test_torchvision_loaders_read_real_idx_files(tmp_path, name, folder, gz):
     raw = tmp_path / folder / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for prefix, count in (("train", 20), ("t10k", 6)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)), gz=False)
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, count), gz=False)
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)), gz=gz)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, count), gz=gz)
     data = load_dataset({"name": name, "root": str(tmp_path), "download": False})
     assert data.x_train.shape == (20, 1, 28, 28) and data.x_test.shape == (6, 1, 28, 28)
     assert data.y_train.dtype == torch.int64 and data.num_classes == 10

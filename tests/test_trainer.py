@@ -68,7 +68,8 @@ def test_same_seed_same_metrics_different_seed_different(tmp_path):
     "override, message",
     [
         ("trainer.batch_size=0", "trainer.batch_size must be >= 1; got 0"),
-        ("trainer.threads=0", "trainer.threads must be >= 1 or null"),
+        ("seed=-1", "seed must be >= 0; got -1"),
+        ("dataset.split_seed=-2", "dataset.split_seed must be >= 0; got -2"),
         ("optimizer.momentum=1.5", "optimizer.momentum must be >= 0 and < 1; got 1.5"),
     ],
 )

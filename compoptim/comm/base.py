@@ -16,6 +16,8 @@ from compoptim.compress.base import Compressor
 from compoptim.topology.base import Topology
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
+# Upper bound on the (size x chunk) buffer a metric reduction gathers into.
+_GATHER_BYTES = 16 * 2**20
 
 
 class Communicator(ABC):
@@ -53,26 +55,33 @@ class Communicator(ABC):
         self.bytes_sent += payload.numel() * len(nbr_w)
         self.bytes_received += sum(r.numel() for r in received)
         # Fixed summation order: self, then neighbours ascending (dict keeps that order).
-        out.copy_(compressor.decode(payload, out.numel()))
-        out.mul_(self_w)
+        # mul with out= also covers out aliasing the payload (identity on x) without a copy.
+        torch.mul(compressor.decode(payload, out.numel()), self_w, out=out)
         for weight, buf in zip(nbr_w.values(), received):
             compressor.decode_add(buf, out, weight)
         return out
 
     def allreduce_(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
-        """In-place reduction over all nodes, deterministic (rank-order) for any backend."""
+        """In-place reduction of a contiguous tensor over all nodes, for metrics.
+
+        Deterministic and backend-independent: each chunk is gathered and combined in rank
+        order, so both backends give the same bits. Chunking bounds the gather buffer to
+        about ``_GATHER_BYTES`` however large the model and n are.
+        """
         if op not in REDUCE_OPS:
             raise ValueError(f"unknown reduction '{op}'; allowed: {', '.join(REDUCE_OPS)}")
-        gathered = self._allgather(tensor)
-        self.metric_bytes_sent += tensor.numel() * tensor.element_size()
-        if op in ("sum", "mean"):
-            torch.sum(gathered, dim=0, out=tensor.view(-1))
-            if op == "mean":
-                tensor.div_(self.size)
-        elif op == "max":
-            torch.amax(gathered, dim=0, out=tensor.view(-1))
-        else:
-            torch.amin(gathered, dim=0, out=tensor.view(-1))
+        flat = tensor.view(-1)
+        combine = {"sum": torch.add, "mean": torch.add, "max": torch.maximum, "min": torch.minimum}[op]
+        chunk = max(1, _GATHER_BYTES // (self.size * flat.element_size()))
+        for start in range(0, flat.numel(), chunk):
+            part = flat[start : start + chunk]
+            gathered = self._allgather(part)
+            part.copy_(gathered[0])
+            for row in gathered[1:]:
+                combine(part, row, out=part)
+        if op == "mean":
+            tensor.div_(self.size)
+        self.metric_bytes_sent += flat.numel() * flat.element_size()
         return tensor
 
     @abstractmethod

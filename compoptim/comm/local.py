@@ -72,7 +72,7 @@ def run_local(topology: Topology, fn: Callable[[Communicator], Any]) -> list[Any
             results[rank] = fn(LocalCommunicator(hub, rank, topology))
         except threading.BrokenBarrierError:
             pass
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(exc)
             hub.barrier.abort()
 

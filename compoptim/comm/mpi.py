@@ -27,21 +27,25 @@ class MPICommunicator(Communicator):
         # Buffers keyed by (what, numel, dtype, device), allocated on first use only.
         self._buffers: dict[tuple, torch.Tensor] = {}
 
-    def _buffer(self, key: tuple, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    def _buffer(self, key: tuple, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+                pinned: bool = False) -> torch.Tensor:
         buf = self._buffers.get(key)
         if buf is None:
-            pinned = device.type == "cpu" and torch.cuda.is_available()
             buf = torch.empty(shape, dtype=dtype, device=device, pin_memory=pinned)
             self._buffers[key] = buf
         return buf
 
     def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
         nbytes, device = payload.numel(), payload.device
-        host_recv = self._buffer(("recv", nbytes), (self._max_degree, nbytes), torch.uint8, torch.device("cpu"))
-        if device.type == "cpu":
+        # Page-locked host memory only when it stages a GPU payload: pinning creates a CUDA
+        # context, which a CPU-only rank on a GPU machine must not hold.
+        staged = device.type != "cpu"
+        host_recv = self._buffer(("recv", nbytes, staged), (self._max_degree, nbytes), torch.uint8,
+                                 torch.device("cpu"), pinned=staged)
+        if not staged:
             send = payload
         else:
-            send = self._buffer(("send", nbytes), (nbytes,), torch.uint8, torch.device("cpu"))
+            send = self._buffer(("send", nbytes), (nbytes,), torch.uint8, torch.device("cpu"), pinned=True)
             send.copy_(payload)
         send_np = send.numpy()
         requests = [
@@ -49,7 +53,7 @@ class MPICommunicator(Communicator):
         ]
         requests += [self.comm.Isend(send_np, dest=j, tag=_GOSSIP_TAG) for j in neighbors]
         MPI.Request.Waitall(requests)
-        if device.type == "cpu":
+        if not staged:
             return list(host_recv[: len(neighbors)])
         dev_recv = self._buffer(("recv_dev", nbytes, device), (self._max_degree, nbytes), torch.uint8, device)
         dev_recv[: len(neighbors)].copy_(host_recv[: len(neighbors)], non_blocking=True)

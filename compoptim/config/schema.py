@@ -47,8 +47,8 @@ class RunConfig:
 @dataclass
 class DSGDConfig:
     name: str = "dsgd"
-    lr: float = 0.04
-    momentum: float = 0.9
+    lr: float = 0.2
+    momentum: float = 0.0
     weight_decay: float = 0.0
 
 

@@ -21,6 +21,8 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
 
     if not 0.0 < test_fraction < 1.0:
         raise UserError(f"dataset.test_fraction must be in (0, 1); got {test_fraction}")
+    if split_seed < 0:
+        raise UserError(f"dataset.split_seed must be >= 0; got {split_seed}")
     bunch = sk_load_digits()
     images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
     images = F.interpolate(images, size=(SIDE, SIDE), mode="bilinear", align_corners=False)

@@ -10,18 +10,20 @@ import torch
 
 
 class ShardLoader:
-    """Each epoch: shuffle the shard and cut it into exactly ``steps_per_epoch`` batches.
+    """Each epoch: shuffle the shard and cut it into batches of ``batch_size`` (the last shorter).
 
-    All nodes must take the same number of steps (each step gossips), but shard sizes may
-    differ by one; so every node uses the same step count, derived from the largest shard,
-    and cuts its own shuffled shard into that many near-equal batches of at most
-    ``batch_size``. Every sample is then used exactly once per epoch on every node.
+    Every step gossips, so all nodes must take the same number of steps per epoch, while
+    shard sizes may differ by one. The step count therefore comes from the largest shard;
+    a node whose shard runs out one step early gets an empty batch for that step (no
+    gradient). Every sample is used exactly once per epoch on its node.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, shard: np.ndarray, batch_size: int,
                  largest_shard: int, seed: int, device: torch.device) -> None:
-        self.x = x[torch.from_numpy(shard)].to(device)
-        self.y = y[torch.from_numpy(shard)].to(device)
+        index = torch.from_numpy(shard)
+        self.x = x[index].to(device)
+        self.y = y[index].to(device)
+        self.batch_size = batch_size
         self.steps_per_epoch = max(1, math.ceil(largest_shard / batch_size))
         self.generator = torch.Generator().manual_seed(seed)
         self.device = device
@@ -31,5 +33,6 @@ class ShardLoader:
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(len(self.y), generator=self.generator).to(self.device)
-        for idx in torch.tensor_split(order, self.steps_per_epoch):
+        for step in range(self.steps_per_epoch):
+            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
             yield self.x[idx], self.y[idx]

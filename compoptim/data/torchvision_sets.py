@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -23,6 +26,7 @@ def load_mnist_like(name: str, root: str = "data", download: bool = False) -> Da
     cls_name, folder, mean, std = _SPECS[name]
     cls = getattr(tvd, cls_name)
     raw = Path(root).expanduser().resolve() / folder / "raw"
+    _gunzip_missing(raw)
     try:
         train = cls(root=str(Path(root).expanduser()), train=True, download=download)
         test = cls(root=str(Path(root).expanduser()), train=False, download=download)
@@ -41,6 +45,21 @@ def load_mnist_like(name: str, root: str = "data", download: bool = False) -> Da
         y_test=test.targets.to(torch.int64),
         num_classes=10,
     )
+
+
+def _gunzip_missing(raw: Path) -> None:
+    """Unpack ``<file>.gz`` where only the compressed copy is there.
+
+    The files are usually distributed gzipped, but torchvision reads only the unpacked
+    ones unless it downloaded them itself.
+    """
+    for name in _FILES:
+        target, packed = raw / name, raw / f"{name}.gz"
+        if not target.exists() and packed.exists():
+            tmp = target.with_name(f".{name}.tmp{os.getpid()}")
+            with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, target)
 
 
 def _normalize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:

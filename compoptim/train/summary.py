@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 from typing import Any
@@ -14,7 +15,8 @@ from compoptim.comm.base import Communicator
 
 def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_params: int) -> dict[str, Any]:
     last = rows[-1]
-    best = max(rows, key=lambda r: r["test_acc"])
+    scored = [r for r in rows if math.isfinite(r["test_acc"])] or rows
+    best = max(scored, key=lambda r: r["test_acc"])
     return {
         "status": "finished",
         "test_acc": last["test_acc"],

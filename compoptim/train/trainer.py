@@ -45,7 +45,7 @@ class Trainer:
         self.is_writer = comm.rank == 0
         self.log = log if self.is_writer else (lambda _msg: None)
         t = cfg.trainer
-        _check_trainer(t)
+        _check_settings(cfg)
 
         data = load_dataset(cfg.dataset)
         if comm.size > len(data.y_train):
@@ -147,12 +147,12 @@ class Trainer:
         return row
 
 
-def _check_trainer(t: DictConfig) -> None:
+def _check_settings(cfg: DictConfig) -> None:
     for key in ("epochs", "batch_size", "eval_every"):
-        if t[key] < 1:
-            raise UserError(f"trainer.{key} must be >= 1; got {t[key]}")
-    if t.threads is not None and t.threads < 1:
-        raise UserError(f"trainer.threads must be >= 1 or null (automatic); got {t.threads}")
+        if cfg.trainer[key] < 1:
+            raise UserError(f"trainer.{key} must be >= 1; got {cfg.trainer[key]}")
+    if cfg.seed < 0:
+        raise UserError(f"seed must be >= 0; got {cfg.seed}")
 
 
 def _node_seed(seed: int, rank: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -41,19 +42,35 @@ class RunWriter:
         atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(self.run_dir / "summary.json", _to_json(summary))
 
 
-def mark_failed(run_dir: Path, error: BaseException) -> None:
+def mark_failed(run_dir: Path, error: BaseException, rank: int | None = None) -> None:
     """Set ``status: failed`` (with the error) in summary.json, keeping what it already holds."""
     path = Path(run_dir) / "summary.json"
     try:
         summary = json.loads(path.read_text()) if path.exists() else {}
     except (OSError, ValueError):
         summary = {}
-    summary.update(status="failed", error=f"{type(error).__name__}: {error}")
+    where = f"rank {rank}: " if rank is not None else ""
+    summary.update(status="failed", error=f"{where}{type(error).__name__}: {error}")
     try:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(path, _to_json(summary))
     except OSError:
         pass  # an unwritable run dir must not hide the original error
+
+
+def _to_json(obj: Any) -> str:
+    """Strict JSON: NaN and infinities (a diverged run) become null."""
+    return json.dumps(_finite(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
