@@ -118,3 +118,36 @@ def test_bad_hyperparameters_are_one_line_errors(kwargs, message):
 
     with pytest.raises(UserError, match=message):
         run_local(ring(1), node)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_state_dict_resumes_bit_exactly(momentum):
+    gen = torch.Generator().manual_seed(3)
+    grads = [torch.randn(7, generator=gen) for _ in range(10)]
+
+    def run(split):
+        def node(comm):
+            model = nn.Linear(7, 1, bias=False)
+            flat = FlatParameters(model)
+            flat.params.fill_(0.5)
+            opt = DSGD(flat, comm, Identity(), lr=0.1, momentum=momentum, weight_decay=0.01)
+            for g in grads[:split]:
+                flat.grads.copy_(g)
+                opt.step()
+            state, x = opt.state_dict(), flat.params.clone()
+            # a fresh optimizer resumed from the saved state
+            model2 = nn.Linear(7, 1, bias=False)
+            flat2 = FlatParameters(model2)
+            flat2.params.copy_(x)
+            opt2 = DSGD(flat2, comm, Identity(), lr=0.1, momentum=momentum, weight_decay=0.01)
+            opt2.load_state_dict(state)
+            for g in grads[split:]:
+                flat2.grads.copy_(g)
+                opt2.step()
+            return flat2.params.clone(), opt2.t
+
+        return run_local(ring(1), node)[0]
+
+    straight, resumed = run(0), run(4)
+    assert resumed[1] == straight[1] == 10
+    assert torch.equal(straight[0], resumed[0])

@@ -91,7 +91,3 @@ class Communicator(ABC):
     @abstractmethod
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:
         """(size, numel) tensor whose row r is rank r's flattened ``tensor``."""
-
-    def bcast_object(self, obj, root: int = 0):
-        """Broadcast a small Python object (setup only, never on the training path)."""
-        return obj

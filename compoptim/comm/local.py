@@ -50,12 +50,6 @@ class LocalCommunicator(Communicator):
         self._hub.release()
         return gathered
 
-    def bcast_object(self, obj, root: int = 0):
-        slots = self._hub.post_and_collect(self.rank, obj)
-        value = slots[root]
-        self._hub.release()
-        return value
-
 
 def run_local(topology: Topology, fn: Callable[[Communicator], Any]) -> list[Any]:
     """Run ``fn(comm)`` on every node of ``topology`` in its own thread; results by rank.

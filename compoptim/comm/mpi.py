@@ -65,6 +65,3 @@ class MPICommunicator(Communicator):
         out = self._buffer(("gather", host.numel(), host.dtype), (self.size, host.numel()), host.dtype, host.device)
         self.comm.Allgather(host.numpy(), out.numpy())
         return out.to(tensor.device)
-
-    def bcast_object(self, obj, root: int = 0):
-        return self.comm.bcast(obj, root=root)

@@ -99,6 +99,8 @@ class Trainer:
                     loss_sum += loss.detach().to(torch.float64) * len(yb)
                     seen += len(yb)
                 self.optimizer.step()
+                if epoch == 1 and self.optimizer.t == 1:
+                    self.flat.check_attached()  # once: autograd still writes into the flat buffers
             train_time += time.perf_counter() - epoch_start
 
             totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
@@ -110,6 +112,7 @@ class Trainer:
                 self.log(f"epoch {epoch:>3}/{t.epochs} | train loss {train_loss:.4f}")
 
         summary = final_summary(rows, topology=topo, num_params=self.num_params)
+        summary["metric_bytes_sent_per_node"] = self.comm.metric_bytes_sent  # evaluation traffic, not counted above
         summary.update(environment(self.comm, self.device))
         if self.writer:
             self.writer.write_summary(summary)
