@@ -22,8 +22,7 @@ class MPICommunicator(Communicator):
     def __init__(self, comm: MPI.Comm, topology: Topology) -> None:
         super().__init__(comm.Get_rank(), comm.Get_size(), topology)
         self.comm = comm
-        max_degree = max(len(w[1]) for w in self._round_weights)
-        self._max_degree = max_degree
+        self._max_degree = max(len(w[1]) for w in self._round_weights)
         # Buffers keyed by (what, numel, dtype, device), allocated on first use only.
         self._buffers: dict[tuple, torch.Tensor] = {}
 

@@ -12,7 +12,9 @@ from torch import nn
 
 
 class FlatParameters:
-    def __init__(self, model: nn.Module) -> None:
+    """``grads=False`` skips the gradient buffer for a model that is only evaluated."""
+
+    def __init__(self, model: nn.Module, grads: bool = True) -> None:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("model has no trainable parameters")
@@ -23,13 +25,14 @@ class FlatParameters:
         self.numel = sum(p.numel() for p in params)
         dtype, device = dtypes.pop(), devices.pop()
         self.params = torch.empty(self.numel, dtype=dtype, device=device)
-        self.grads = torch.zeros(self.numel, dtype=dtype, device=device)
+        self.grads = torch.zeros(self.numel if grads else 0, dtype=dtype, device=device)
         offset = 0
         for p in params:
             n = p.numel()
             self.params[offset : offset + n].copy_(p.detach().reshape(-1))
             p.data = self.params[offset : offset + n].view_as(p)
-            p.grad = self.grads[offset : offset + n].view_as(p)
+            if grads:
+                p.grad = self.grads[offset : offset + n].view_as(p)
             offset += n
         self._tensors = params
 

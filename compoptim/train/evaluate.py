@@ -33,7 +33,7 @@ class Evaluator:
                  x_test: torch.Tensor, y_test: torch.Tensor, comm: Communicator) -> None:
         self.model, self.flat, self.comm = model, flat, comm
         self.averaged_model = averaged_model
-        self.averaged = FlatParameters(averaged_model)
+        self.averaged = FlatParameters(averaged_model, grads=False)
         self.x_test, self.y_test = x_test, y_test
         # The averaged model is the same on every node, so each node scores one slice of
         # the test set and the sums are reduced.

@@ -13,7 +13,8 @@ from compoptim import __version__
 from compoptim.comm.base import Communicator
 
 
-def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_params: int) -> dict[str, Any]:
+def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_params: int,
+                  metric_bytes_sent: int) -> dict[str, Any]:
     last = rows[-1]
     scored = [r for r in rows if math.isfinite(r["test_acc"])] or rows
     best = max(scored, key=lambda r: r["test_acc"])
@@ -27,6 +28,7 @@ def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_para
         "local_test_acc_mean": last["local_test_acc_mean"],
         "consensus_distance": last["consensus_distance"],
         "bytes_sent_per_node": last["bytes_sent_per_node"],
+        "metric_bytes_sent_per_node": metric_bytes_sent,  # evaluation traffic, not in the line above
         "wall_time_s": last["wall_time_s"],
         "train_time_s": last["train_time_s"],
         "comm_time_s": last["comm_time_s"],

@@ -111,8 +111,8 @@ class Trainer:
             else:
                 self.log(f"epoch {epoch:>3}/{t.epochs} | train loss {train_loss:.4f}")
 
-        summary = final_summary(rows, topology=topo, num_params=self.num_params)
-        summary["metric_bytes_sent_per_node"] = self.comm.metric_bytes_sent  # evaluation traffic, not counted above
+        summary = final_summary(rows, topology=topo, num_params=self.num_params,
+                                metric_bytes_sent=self.comm.metric_bytes_sent)
         summary.update(environment(self.comm, self.device))
         if self.writer:
             self.writer.write_summary(summary)
