@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from compoptim.cli.help import help_text
 from compoptim.cli.precheck import check_command_line, group_options, prepare_output_dir
 from compoptim.config import GROUPS
+from compoptim.topology import build_topology
 from tests.conftest import compose_config
 
 
@@ -23,6 +24,15 @@ def test_every_option_composes(group, option):
     cfg = compose_config(f"{group}={option}")
     assert cfg[group].name  # every option names what it builds
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+@pytest.mark.parametrize("option", group_options("topology"))
+def test_every_topology_option_builds_from_its_config(option, tmp_path):
+    edges = tmp_path / "ring8.txt"
+    edges.write_text("".join(f"{i} {(i + 1) % 8}\n" for i in range(8)))
+    cfg = compose_config(f"topology={option}", f"topology.path={edges}" if option == "from_edges" else "seed=3")
+    topo = build_topology(cfg.topology, 8)
+    assert topo.n == 8 and topo.name == ("none" if option == "disconnected" else option)
 
 
 def test_defaults_are_lenet5_on_digits_with_dsgd_on_a_ring():

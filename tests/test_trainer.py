@@ -9,20 +9,22 @@ import torch
 
 from compoptim.comm import run_local
 from compoptim.errors import UserError
-from compoptim.topology import ring
+from compoptim.topology import disconnected, ring, star
 from compoptim.train import Trainer
 from tests.conftest import compose_config
 
 METRIC_COLUMNS = [
-    "epoch", "step", "samples", "wall_time_s", "train_time_s", "comm_time_s", "train_loss", "test_loss",
-    "test_acc", "local_test_acc_mean", "local_test_acc_min", "local_test_acc_max", "consensus_distance",
-    "bytes_sent_per_node",
+    "epoch", "step", "samples", "wall_time_s", "train_time_s", "compute_time_s", "compress_time_s", "comm_time_s",
+    "wait_time_s", "wait_time_s_max", "train_loss", "test_loss", "test_acc", "local_test_acc_mean",
+    "local_test_acc_min", "local_test_acc_max", "consensus_distance", "bytes_sent_per_node",
+    "bytes_received_per_node", "bytes_sent_max_node",
 ]
 
 
-def train(tmp_path, n, *overrides):
+def train(tmp_path, n, *overrides, topology=None):
     cfg = compose_config("trainer.epochs=2", "model=mlp", "model.hidden=[32]", *overrides)
-    return run_local(ring(n), lambda comm: Trainer(cfg, comm, tmp_path, torch.device("cpu"), log=lambda m: None).fit())
+    return run_local(topology or ring(n),
+                     lambda comm: Trainer(cfg, comm, tmp_path, torch.device("cpu"), log=lambda m: None).fit())
 
 
 def test_run_writes_metrics_summary_and_config(tmp_path):
@@ -36,16 +38,38 @@ def test_run_writes_metrics_summary_and_config(tmp_path):
     # ring(3): two neighbours, fp32 MLP (784*32+32 + 32*10+10 params)
     numel = 784 * 32 + 32 + 32 * 10 + 10
     assert float(rows[-1]["bytes_sent_per_node"]) == 2 * steps_per_epoch * 2 * numel * 4
+    assert rows[-1]["bytes_received_per_node"] == rows[-1]["bytes_sent_max_node"] == rows[-1]["bytes_sent_per_node"]
+    # the time split adds up to the training time
+    last = {k: float(v) for k, v in rows[-1].items()}
+    parts = [last[k] for k in ("compute_time_s", "compress_time_s", "comm_time_s", "wait_time_s")]
+    assert all(p >= 0 for p in parts) and sum(parts) == pytest.approx(last["train_time_s"])
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("test_acc", "test_loss", "consensus_distance", "bytes_sent_per_node", "wall_time_s", "status"):
         assert key in summary
     assert summary["status"] == "finished"
     assert summary["test_acc"] == pytest.approx(float(rows[-1]["test_acc"]))
-    assert summary["topology"]["spectral_gap"] == pytest.approx(1.0)  # ring of 3 is complete
+    assert summary["topology"]["spectral_gap"] == summary["spectral_gap"] == pytest.approx(1.0)  # ring of 3
+    assert summary["metric_bytes_sent_per_node"] > 0 and summary["metric_bytes_received_per_node"] > 0
+    drawn = json.loads((tmp_path / "topology.json").read_text())
+    assert drawn["name"] == "ring" and len(drawn["rounds"][0]["edges"]) == 3
     assert summary["n_nodes"] == 3
     assert (tmp_path / "config.resolved.yaml").read_text().startswith("seed: 0")
     # all nodes return the same global figures
     assert all(s["test_acc"] == summaries[0]["test_acc"] for s in summaries)
+
+
+def test_irregular_graph_bytes_per_node_mean_and_max(tmp_path):
+    train(tmp_path, 5, "trainer.epochs=1", topology=star(5))
+    with open(tmp_path / "metrics.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    mean, most = float(last["bytes_sent_per_node"]), float(last["bytes_sent_max_node"])
+    assert most == pytest.approx(mean * 5 * 4 / 8)  # hub sends 4 payloads, leaves 1: mean 8/5 payloads
+
+
+def test_no_communication_with_topology_none(tmp_path):
+    summaries = train(tmp_path, 3, "trainer.epochs=1", topology=disconnected(3))
+    assert summaries[0]["bytes_sent_per_node"] == 0 and summaries[0]["wait_time_s"] == 0
+    assert summaries[0]["consensus_distance"] > 0
 
 
 def test_training_learns_and_consensus_is_the_global_distance(tmp_path):

@@ -30,6 +30,7 @@ from mpi4py import MPI
 from omegaconf import DictConfig, OmegaConf
 
 from compoptim.cli.help import help_text
+from compoptim.cli.local_run import run_local_job
 from compoptim.cli.precheck import check_command_line, prepare_output_dir
 from compoptim.cli.world import (
     AgreedExit,
@@ -113,13 +114,19 @@ def _hydra_entry(cfg: DictConfig) -> float:
 def run_job(cfg: DictConfig, world: MPI.Comm) -> float:
     """One training run on every rank of ``world``; returns the final averaged-model accuracy."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.backend.name == "local" and world.Get_size() == 1:
+        return run_local_job(cfg, run_dir)
     local = node_local(world)
     trainer, error = None, None
     try:
+        if cfg.backend.name == "local":
+            raise UserError(f"backend=local runs all nodes in one process; start it without mpirun "
+                            f"(got {world.Get_size()} MPI ranks), or use backend=mpi")
         torch.set_num_threads(_threads(cfg, local.Get_size()))
         _fetch_dataset_once_per_machine(cfg, local)
         device = resolve_device(str(getattr(cfg.trainer.device, "value", cfg.trainer.device)), local.Get_rank())
-        comm = MPICommunicator(world, build_topology(cfg.topology, world.Get_size()))
+        comm = MPICommunicator(world, build_topology(cfg.topology, world.Get_size()),
+                               cuda_aware=cfg.backend.cuda_aware)
         trainer = Trainer(cfg, comm, run_dir, device, log=log.info)
     except Exception as exc:  # noqa: BLE001 - reported below, once, after all ranks agree
         error = exc

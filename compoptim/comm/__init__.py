@@ -1,6 +1,6 @@
 """Communicators: neighbour exchange of byte payloads and metric reductions."""
 
 from compoptim.comm.base import Communicator
-from compoptim.comm.local import LocalCommunicator, run_local
+from compoptim.comm.local import LocalCommunicator, local_network, run_local, run_nodes
 
-__all__ = ["Communicator", "LocalCommunicator", "run_local"]
+__all__ = ["Communicator", "LocalCommunicator", "local_network", "run_local", "run_nodes"]

@@ -23,9 +23,15 @@ _GATHER_BYTES = 16 * 2**20
 class Communicator(ABC):
     """One node's view of the network.
 
-    Counters: ``bytes_sent`` / ``bytes_received`` count the payload bytes of training
-    traffic actually handed to the transport; ``metric_bytes_sent`` counts evaluation and
-    logging reductions separately so they never inflate the algorithm's byte budget.
+    Counters (cumulative, this node):
+    - ``bytes_sent`` / ``bytes_received``: payload bytes of training traffic, counted from
+      the buffers handed to and filled by the transport;
+    - ``metric_bytes_sent`` / ``metric_bytes_received``: evaluation and logging reductions,
+      kept apart so they never inflate the algorithm's byte budget;
+    - ``compress_time_s`` (encode, decode and the weighted sum), ``comm_time_s`` (posting
+      transfers, staging copies) and ``wait_time_s`` (blocked until the neighbours' data
+      arrived). On CUDA, kernels run asynchronously, so their time lands where the host
+      next waits for them.
     """
 
     def __init__(self, rank: int, size: int, topology: Topology) -> None:
@@ -37,9 +43,19 @@ class Communicator(ABC):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.metric_bytes_sent = 0
+        self.metric_bytes_received = 0
+        self.compress_time_s = 0.0
         self.comm_time_s = 0.0
+        self.wait_time_s = 0.0
         # Weights per round of the topology's period, computed once (not per step).
         self._round_weights = [topology.weights(rank, r) for r in range(topology.period)]
+
+    def encode(self, compressor: Compressor, x: torch.Tensor) -> torch.Tensor:
+        """compressor.encode(x), timed as compression."""
+        start = time.perf_counter()
+        payload = compressor.encode(x)
+        self.compress_time_s += time.perf_counter() - start
+        return payload
 
     def neighbor_mix(
         self, payload: torch.Tensor, compressor: Compressor, out: torch.Tensor, step: int = 0
@@ -49,9 +65,10 @@ class Communicator(ABC):
         The caller must leave the memory behind ``payload`` untouched until this returns.
         """
         self_w, nbr_w = self._round_weights[step % self.topology.period]
-        start = time.perf_counter()
-        received = self._exchange(payload, list(nbr_w))
-        self.comm_time_s += time.perf_counter() - start
+        start, waited = time.perf_counter(), self.wait_time_s
+        received = self._exchange(payload, list(nbr_w)) if nbr_w else []
+        mixing = time.perf_counter()
+        self.comm_time_s += mixing - start - (self.wait_time_s - waited)
         self.bytes_sent += payload.numel() * len(nbr_w)
         self.bytes_received += sum(r.numel() for r in received)
         # Fixed summation order: self, then neighbours ascending (dict keeps that order).
@@ -59,6 +76,7 @@ class Communicator(ABC):
         torch.mul(compressor.decode(payload, out.numel()), self_w, out=out)
         for weight, buf in zip(nbr_w.values(), received):
             compressor.decode_add(buf, out, weight)
+        self.compress_time_s += time.perf_counter() - mixing
         return out
 
     def allreduce_(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
@@ -82,11 +100,15 @@ class Communicator(ABC):
         if op == "mean":
             tensor.div_(self.size)
         self.metric_bytes_sent += flat.numel() * flat.element_size()
+        self.metric_bytes_received += (self.size - 1) * flat.numel() * flat.element_size()
         return tensor
 
     @abstractmethod
     def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
-        """Send payload to every neighbour and return their payloads, in ``neighbors`` order."""
+        """Send payload to every neighbour and return their payloads, in ``neighbors`` order.
+
+        Adds the time spent blocked on the neighbours to ``wait_time_s``.
+        """
 
     @abstractmethod
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,20 @@
 """MPICommunicator: raw-byte, nonblocking point-to-point exchange with this round's neighbours.
 
 Every node posts all its receives and sends at once and waits for them together, so the
-exchange cannot deadlock for any n (odd, prime, 2) and there is no global barrier per step.
-Receive buffers are allocated once per payload size and reused every step; payloads travel
-as the bytes of a uint8 tensor, never pickled. CUDA payloads are staged through pinned host
-buffers (one copy each way), so no CUDA-aware MPI is needed.
+exchange cannot deadlock for any n (odd, prime, 2) and there is no global barrier per step;
+time-varying graphs just change the neighbour list per round. Receive buffers are allocated
+once per payload size (for the largest degree over the schedule) and reused every step;
+payloads travel as the bytes of a uint8 tensor, never pickled.
+
+CUDA payloads are staged through pinned host buffers (one copy each way), unless the MPI
+library is CUDA-aware (``cuda_aware=True``, or ``None`` to ask the library through
+``MPIX_Query_cuda_support``), in which case device buffers go to MPI directly.
 """
 
 from __future__ import annotations
+
+import ctypes
+import time
 
 import torch
 from mpi4py import MPI
@@ -18,10 +25,33 @@ from compoptim.topology.base import Topology
 _GOSSIP_TAG = 7
 
 
+def mpi_is_cuda_aware() -> bool:
+    """What the loaded MPI library reports through MPIX_Query_cuda_support (Open MPI, MPICH);
+    False when it has no such query or the library cannot be found."""
+    for library in [None, *_loaded_mpi_libraries()]:
+        try:
+            query = ctypes.CDLL(library).MPIX_Query_cuda_support
+        except (AttributeError, OSError):
+            continue
+        query.restype = ctypes.c_int
+        return bool(query())
+    return False
+
+
+def _loaded_mpi_libraries() -> list[str]:
+    """Paths of the libmpi* shared objects mapped into this process (Linux), as mpi4py loaded them privately."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return sorted({line.split()[-1] for line in maps if "/libmpi" in line})
+    except OSError:
+        return []
+
+
 class MPICommunicator(Communicator):
-    def __init__(self, comm: MPI.Comm, topology: Topology) -> None:
+    def __init__(self, comm: MPI.Comm, topology: Topology, cuda_aware: bool | None = None) -> None:
         super().__init__(comm.Get_rank(), comm.Get_size(), topology)
         self.comm = comm
+        self.cuda_aware = mpi_is_cuda_aware() if cuda_aware is None else bool(cuda_aware)
         self._max_degree = max(len(w[1]) for w in self._round_weights)
         # Buffers keyed by (what, numel, dtype, device), allocated on first use only.
         self._buffers: dict[tuple, torch.Tensor] = {}
@@ -36,26 +66,29 @@ class MPICommunicator(Communicator):
 
     def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
         nbytes, device = payload.numel(), payload.device
+        on_gpu = device.type != "cpu"
+        staged = on_gpu and not self.cuda_aware
         # Page-locked host memory only when it stages a GPU payload: pinning creates a CUDA
         # context, which a CPU-only rank on a GPU machine must not hold.
-        staged = device.type != "cpu"
-        host_recv = self._buffer(("recv", nbytes, staged), (self._max_degree, nbytes), torch.uint8,
-                                 torch.device("cpu"), pinned=staged)
-        if not staged:
-            send = payload
-        else:
+        recv_device = device if on_gpu and not staged else torch.device("cpu")
+        recv = self._buffer(("recv", nbytes, recv_device), (self._max_degree, nbytes), torch.uint8,
+                            recv_device, pinned=staged)
+        if staged:
             send = self._buffer(("send", nbytes), (nbytes,), torch.uint8, torch.device("cpu"), pinned=True)
             send.copy_(payload)
-        send_np = send.numpy()
-        requests = [
-            self.comm.Irecv(host_recv[k].numpy(), source=j, tag=_GOSSIP_TAG) for k, j in enumerate(neighbors)
-        ]
-        requests += [self.comm.Isend(send_np, dest=j, tag=_GOSSIP_TAG) for j in neighbors]
+        else:
+            send = payload
+            if on_gpu:  # MPI reads device memory outside torch's stream order
+                torch.cuda.current_stream(device).synchronize()
+        requests = [self.comm.Irecv(_buf(recv[k]), source=j, tag=_GOSSIP_TAG) for k, j in enumerate(neighbors)]
+        requests += [self.comm.Isend(_buf(send), dest=j, tag=_GOSSIP_TAG) for j in neighbors]
+        start = time.perf_counter()
         MPI.Request.Waitall(requests)
+        self.wait_time_s += time.perf_counter() - start
         if not staged:
-            return list(host_recv[: len(neighbors)])
+            return list(recv[: len(neighbors)])
         dev_recv = self._buffer(("recv_dev", nbytes, device), (self._max_degree, nbytes), torch.uint8, device)
-        dev_recv[: len(neighbors)].copy_(host_recv[: len(neighbors)], non_blocking=True)
+        dev_recv[: len(neighbors)].copy_(recv[: len(neighbors)], non_blocking=True)
         return list(dev_recv[: len(neighbors)])
 
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -64,3 +97,8 @@ class MPICommunicator(Communicator):
         out = self._buffer(("gather", host.numel(), host.dtype), (self.size, host.numel()), host.dtype, host.device)
         self.comm.Allgather(host.numpy(), out.numpy())
         return out.to(tensor.device)
+
+
+def _buf(t: torch.Tensor):
+    """A buffer MPI can read: numpy view of host memory, the tensor itself (CUDA array interface) on a GPU."""
+    return t.numpy() if t.device.type == "cpu" else [t, MPI.BYTE]

@@ -15,7 +15,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 # The config groups users choose from, in the order the docs list them.
-GROUPS = ("optimizer", "compressor", "topology", "model", "dataset")
+GROUPS = ("optimizer", "compressor", "topology", "model", "dataset", "backend")
+
+
+class WeightRule(Enum):
+    auto = "auto"  # uniform on a regular graph, Metropolis-Hastings otherwise
+    uniform = "uniform"
+    metropolis_hastings = "metropolis_hastings"
 
 
 class Device(Enum):
@@ -42,6 +48,7 @@ class RunConfig:
     topology: Any = MISSING
     model: Any = MISSING
     dataset: Any = MISSING
+    backend: Any = MISSING
 
 
 @dataclass
@@ -58,8 +65,44 @@ class IdentityCompressorConfig:
 
 
 @dataclass
+class NoGraphConfig:
+    name: str = MISSING
+
+
+@dataclass
 class GraphConfig:
     name: str = MISSING
+    weights: WeightRule = WeightRule.auto
+    lazy: float = 0.0  # W <- lazy*I + (1 - lazy)*W
+
+
+@dataclass
+class TorusConfig(GraphConfig):
+    rows: int | None = None  # None: chosen (near-square)
+    cols: int | None = None
+
+
+@dataclass
+class ErdosRenyiConfig(GraphConfig):
+    p: float = 0.5
+    seed: int = 0
+
+
+@dataclass
+class EdgeListConfig(GraphConfig):
+    path: str = ""  # required; the builder names it when empty
+
+
+@dataclass
+class MPIBackendConfig:
+    name: str = "mpi"
+    cuda_aware: bool | None = None  # None: ask the MPI library (MPIX_Query_cuda_support)
+
+
+@dataclass
+class LocalBackendConfig:
+    name: str = "local"
+    nodes: int = 4
 
 
 @dataclass
@@ -90,9 +133,11 @@ class TorchvisionConfig:
 _SCHEMAS = {
     "optimizer": {"dsgd": DSGDConfig},
     "compressor": {"identity": IdentityCompressorConfig},
-    "topology": {"graph": GraphConfig},
+    "topology": {"graph": GraphConfig, "torus": TorusConfig, "erdos_renyi": ErdosRenyiConfig,
+                 "edges": EdgeListConfig, "none": NoGraphConfig},
     "model": {"lenet5": LeNet5Config, "mlp": MLPConfig},
     "dataset": {"digits": DigitsConfig, "torchvision": TorchvisionConfig},
+    "backend": {"mpi": MPIBackendConfig, "local": LocalBackendConfig},
 }
 
 

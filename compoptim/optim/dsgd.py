@@ -41,7 +41,7 @@ class DSGD(DecentralizedOptimizer):
         if self.momentum_buffer is not None:
             d = self.momentum_buffer.mul_(self.momentum).add_(d)
         # The exchange completes before neighbor_mix writes, so x can be its own output.
-        self.comm.neighbor_mix(self.compressor.encode(x), self.compressor, out=x, step=self.t)
+        self.comm.neighbor_mix(self.comm.encode(self.compressor, x), self.compressor, out=x, step=self.t)
         x.add_(d, alpha=-self.lr)
         self.t += 1
 

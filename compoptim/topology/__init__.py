@@ -1,6 +1,24 @@
 """Graphs and mixing matrices. Pure math: numpy only, no MPI, no torch."""
 
 from compoptim.topology.base import Topology
-from compoptim.topology.builders import BUILDERS, build_topology, complete, ring
+from compoptim.topology.builders import (
+    BUILDERS,
+    build_topology,
+    complete,
+    disconnected,
+    erdos_renyi,
+    exponential,
+    from_edges,
+    hypercube,
+    one_peer_exponential,
+    ring,
+    star,
+    torus,
+)
+from compoptim.topology.weights import metropolis_hastings, mixing_matrix, uniform
 
-__all__ = ["BUILDERS", "Topology", "build_topology", "complete", "ring"]
+__all__ = [
+    "BUILDERS", "Topology", "build_topology", "complete", "disconnected", "erdos_renyi", "exponential",
+    "from_edges", "hypercube", "metropolis_hastings", "mixing_matrix", "one_peer_exponential", "ring",
+    "star", "torus", "uniform",
+]

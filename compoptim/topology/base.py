@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -19,11 +19,16 @@ class Topology:
 
     ``matrices`` holds one n x n matrix per round of the schedule; round ``step`` uses
     ``matrices[step % period]`` (a static graph has period 1). Every matrix must be
-    symmetric, non-negative and doubly stochastic, and the union over a period connected.
+    symmetric, non-negative and doubly stochastic. ``connected`` says where connectivity is
+    required: in every ``round`` (the default), only over a ``period`` (one-peer schedules),
+    or ``never`` (the local-training baseline with W = I). ``params`` records how the graph
+    was built (shape, seed, weight rule) for the run's summary.
     """
 
     name: str
     matrices: tuple[np.ndarray, ...]
+    connected: str = "round"
+    params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.matrices:
@@ -34,7 +39,7 @@ class Topology:
             w.setflags(write=False)
             frozen.append(w)
         object.__setattr__(self, "matrices", tuple(frozen))
-        _validate(self.name, self.matrices)
+        _validate(self.name, self.matrices, self.connected)
 
     @property
     def n(self) -> int:
@@ -61,20 +66,29 @@ class Topology:
         row = self.matrix(step)[i]
         return float(row[i]), {int(j): float(row[j]) for j in self.neighbors(i, step)}
 
+    def edges(self, step: int = 0) -> list[tuple[int, int, float]]:
+        """(i, j, w_ij) for i < j with w_ij > 0 in round ``step``."""
+        w = self.matrix(step)
+        return [(int(i), int(j), float(w[i, j])) for i, j in zip(*np.nonzero(np.triu(w, k=1)))]
+
     @cached_property
     def spectral_gap(self) -> float:
-        """1 - |lambda_2| of W (the second largest eigenvalue modulus); mean over a period."""
-        gaps = []
+        """1 - |lambda_2|: one minus the second largest eigenvalue modulus of W.
+
+        For symmetric doubly stochastic W that modulus is ||W - J||_2 (J = 11^T/n). For a
+        time-varying schedule it is the per-round rate over a period, 1 - ||W_{p-1}...W_0 - J||^(1/p),
+        so a one-peer schedule that averages exactly over its period has gap 1.
+        """
+        product = np.eye(self.n)
         for w in self.matrices:
-            moduli = np.sort(np.abs(np.linalg.eigvalsh(w)))[::-1]
-            gaps.append(1.0 - (moduli[1] if len(moduli) > 1 else 0.0))
-        return float(np.mean(gaps))
+            product = w @ product
+        rate = _norm_from_average(product) ** (1.0 / self.period)
+        return float(min(1.0, max(0.0, 1.0 - rate)))
 
     @cached_property
     def distance_to_average(self) -> float:
-        """||W - J||_2 with J = 11^T/n: how far one round is from exact averaging."""
-        j = np.full((self.n, self.n), 1.0 / self.n)
-        return float(max(np.linalg.norm(w - j, ord=2) for w in self.matrices))
+        """||W - J||_2, the largest over the rounds: how far one round is from exact averaging."""
+        return float(max(_norm_from_average(w) for w in self.matrices))
 
     def describe(self) -> dict:
         return {
@@ -83,10 +97,30 @@ class Topology:
             "period": self.period,
             "spectral_gap": self.spectral_gap,
             "distance_to_average": self.distance_to_average,
+            "max_degree": max(len(self.neighbors(i, r)) for i in range(self.n) for r in range(self.period)),
+            **self.params,
+        }
+
+    def to_json(self) -> dict:
+        """Everything needed to draw the graph: per round, the self-weights and the edges."""
+        return {
+            **self.describe(),
+            "rounds": [{"self_weights": [float(v) for v in np.diag(w)], "edges": self.edges(r)}
+                       for r, w in enumerate(self.matrices)],
         }
 
 
-def _validate(name: str, matrices: tuple[np.ndarray, ...]) -> None:
+def _norm_from_average(w: np.ndarray) -> float:
+    n = w.shape[0]
+    return float(np.linalg.norm(w - np.full((n, n), 1.0 / n), ord=2))
+
+
+CONNECTIVITY = ("round", "period", "never")
+
+
+def _validate(name: str, matrices: tuple[np.ndarray, ...], connected: str) -> None:
+    if connected not in CONNECTIVITY:
+        raise ValueError(f"connected must be one of {CONNECTIVITY}; got {connected}")
     n = matrices[0].shape[0]
     for r, w in enumerate(matrices):
         where = f"topology {name} (round {r})" if len(matrices) > 1 else f"topology {name}"
@@ -102,14 +136,21 @@ def _validate(name: str, matrices: tuple[np.ndarray, ...]) -> None:
             raise UserError(
                 f"{where}: mixing matrix must be doubly stochastic; row {bad} sums to {rows[bad]:.6g}"
             )
-    union = sum((w > 0).astype(int) for w in matrices)
-    if n > 1 and not _is_connected(union > 0):
-        raise UserError(
-            f"topology {name}: graph over {n} nodes is not connected; choose a connected graph"
-        )
+    if connected == "never" or n == 1:
+        return
+    if connected == "round":
+        for r, w in enumerate(matrices):
+            if not is_connected(w > 0):
+                where = f" in round {r}" if len(matrices) > 1 else ""
+                raise UserError(f"topology {name}: the graph over {n} nodes is not connected{where}; "
+                                f"choose a connected graph (or topology=none for local training only)")
+    elif not is_connected(sum((w > 0).astype(int) for w in matrices) > 0):
+        raise UserError(f"topology {name}: the graph over {n} nodes is not connected over its period of "
+                        f"{len(matrices)} rounds; choose a connected schedule")
 
 
-def _is_connected(adjacency: np.ndarray) -> bool:
+def is_connected(adjacency: np.ndarray) -> bool:
+    """Every node reachable from node 0 along non-zero entries."""
     n = adjacency.shape[0]
     seen = {0}
     frontier = [0]

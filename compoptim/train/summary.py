@@ -13,8 +13,7 @@ from compoptim import __version__
 from compoptim.comm.base import Communicator
 
 
-def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_params: int,
-                  metric_bytes_sent: int) -> dict[str, Any]:
+def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_params: int) -> dict[str, Any]:
     last = rows[-1]
     scored = [r for r in rows if math.isfinite(r["test_acc"])] or rows
     best = max(scored, key=lambda r: r["test_acc"])
@@ -28,14 +27,15 @@ def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_para
         "local_test_acc_mean": last["local_test_acc_mean"],
         "consensus_distance": last["consensus_distance"],
         "bytes_sent_per_node": last["bytes_sent_per_node"],
-        "metric_bytes_sent_per_node": metric_bytes_sent,  # evaluation traffic, not in the line above
+        "bytes_received_per_node": last["bytes_received_per_node"],
+        "bytes_sent_max_node": last["bytes_sent_max_node"],
         "wall_time_s": last["wall_time_s"],
-        "train_time_s": last["train_time_s"],
-        "comm_time_s": last["comm_time_s"],
+        **{k: last[k] for k in ("train_time_s", "compute_time_s", "compress_time_s", "comm_time_s", "wait_time_s")},
         "epochs": last["epoch"],
         "steps": last["step"],
         "num_params": num_params,
         "topology": topology,
+        "spectral_gap": topology["spectral_gap"],
     }
 
 

@@ -78,12 +78,13 @@ class Trainer:
         start = time.perf_counter()
         train_time = 0.0
         topo = self.comm.topology.describe()
-        self.log(f"compoptim: {self.comm.size} nodes, topology={topo['name']} "
-                 f"(spectral gap {topo['spectral_gap']:.4f}), model={cfg.model.name} "
+        self.log(f"compoptim: {self.comm.size} nodes, topology={topo['name']} (spectral gap "
+                 f"{topo['spectral_gap']:.4f}, ||W-J|| {topo['distance_to_average']:.4f}), model={cfg.model.name} "
                  f"({self.num_params:,} params), dataset={cfg.dataset.name}, optimizer={cfg.optimizer.name}, "
                  f"{len(self.loader)} steps/epoch, device={self.device}, {torch.get_num_threads()} threads/rank")
         if self.writer:
             self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+            self.writer.write_json("topology.json", self.comm.topology.to_json())
             self.writer.write_summary({"status": "running", **environment(self.comm, self.device)})
 
         rows = [self._evaluate(epoch=0, train_loss=float("nan"), start=start, train_time=0.0)]
@@ -111,9 +112,8 @@ class Trainer:
             else:
                 self.log(f"epoch {epoch:>3}/{t.epochs} | train loss {train_loss:.4f}")
 
-        summary = final_summary(rows, topology=topo, num_params=self.num_params,
-                                metric_bytes_sent=self.comm.metric_bytes_sent)
-        summary.update(environment(self.comm, self.device))
+        summary = final_summary(rows, topology=topo, num_params=self.num_params)
+        summary.update(self._metric_traffic(), **environment(self.comm, self.device))
         if self.writer:
             self.writer.write_summary(summary)
         self.log(f"done: test acc {summary['test_acc']:.4f} (averaged model), "
@@ -122,15 +122,23 @@ class Trainer:
 
     def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:
         ev = self.evaluator.evaluate()
-        counters = torch.tensor([self.comm.bytes_sent, self.comm.comm_time_s], dtype=torch.float64)
-        self.comm.allreduce_(counters, "mean")
+        c = self.comm
+        # Per node: training traffic and where the training time went; then mean (and max) over nodes.
+        # Compute is what remains of the training time after compression, transfers and waiting.
+        compute = train_time - c.compress_time_s - c.comm_time_s - c.wait_time_s
+        counters = torch.tensor([c.bytes_sent, c.bytes_received, train_time, compute, c.compress_time_s,
+                                 c.comm_time_s, c.wait_time_s], dtype=torch.float64)
+        most = torch.tensor([c.bytes_sent, c.wait_time_s], dtype=torch.float64)
+        c.allreduce_(counters, "mean")
+        c.allreduce_(most, "max")
         row = {
             "epoch": epoch,
             "step": self.optimizer.t,
             "samples": epoch * self.samples_per_epoch,
             "wall_time_s": time.perf_counter() - start,
-            "train_time_s": train_time,
-            "comm_time_s": counters[1].item(),
+            **dict(zip(("train_time_s", "compute_time_s", "compress_time_s", "comm_time_s", "wait_time_s"),
+                       counters[2:].tolist())),
+            "wait_time_s_max": most[1].item(),
             "train_loss": train_loss,
             "test_loss": ev.test_loss,
             "test_acc": ev.test_acc,
@@ -139,6 +147,8 @@ class Trainer:
             "local_test_acc_max": ev.local_test_acc_max,
             "consensus_distance": ev.consensus_distance,
             "bytes_sent_per_node": counters[0].item(),
+            "bytes_received_per_node": counters[1].item(),
+            "bytes_sent_max_node": most[0].item(),
         }
         if self.writer:
             self.writer.add_metrics(row)
@@ -148,6 +158,13 @@ class Trainer:
                      f"consensus {ev.consensus_distance:.2e} | {row['bytes_sent_per_node'] / 1e6:.2f} MB/node | "
                      f"{row['wall_time_s']:.1f} s")
         return row
+
+
+    def _metric_traffic(self) -> dict[str, float]:
+        """Evaluation/logging reduction bytes, mean over nodes (kept out of the training counts)."""
+        traffic = torch.tensor([self.comm.metric_bytes_sent, self.comm.metric_bytes_received], dtype=torch.float64)
+        self.comm.allreduce_(traffic, "mean")
+        return {"metric_bytes_sent_per_node": traffic[0].item(), "metric_bytes_received_per_node": traffic[1].item()}
 
 
 def _check_settings(cfg: DictConfig) -> None:

@@ -41,6 +41,9 @@ class RunWriter:
         writer.writerows(self._rows)
         atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
 
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_text(self.run_dir / name, _to_json(obj))
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.run_dir / "summary.json", _to_json(summary))
 
