@@ -66,7 +66,7 @@ class Communicator(ABC):
         """
         self_w, nbr_w = self._round_weights[step % self.topology.period]
         start, waited = time.perf_counter(), self.wait_time_s
-        received = self._exchange(payload, list(nbr_w)) if nbr_w else []
+        received = self._exchange(payload, list(nbr_w))
         mixing = time.perf_counter()
         self.comm_time_s += mixing - start - (self.wait_time_s - waited)
         self.bytes_sent += payload.numel() * len(nbr_w)
@@ -107,7 +107,9 @@ class Communicator(ABC):
     def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
         """Send payload to every neighbour and return their payloads, in ``neighbors`` order.
 
-        Adds the time spent blocked on the neighbours to ``wait_time_s``.
+        Called by every node every round, even one without neighbours in that round (the
+        in-process backend synchronises all nodes). Adds the time spent blocked on the
+        neighbours to ``wait_time_s``.
         """
 
     @abstractmethod

@@ -65,6 +65,8 @@ class MPICommunicator(Communicator):
         return buf
 
     def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
+        if not neighbors:
+            return []
         nbytes, device = payload.numel(), payload.device
         on_gpu = device.type != "cpu"
         staged = on_gpu and not self.cuda_aware

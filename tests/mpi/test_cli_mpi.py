@@ -143,7 +143,7 @@ def test_multirun_under_mpirun_gives_one_dir_per_job(tmp_path):
     assert seeds == ["seed: 0", "seed: 1"]
 
 
-@pytest.mark.parametrize("np_", [4, 5])
+@pytest.mark.parametrize("np_", [2, 4, 5, 7])
 def test_mpi_exchange_equals_w_times_x_and_the_local_backend(tmp_path, np_):
     script = Path(__file__).with_name("mix_check.py")
     result = launch(np_, [], tmp_path, program=[sys.executable, str(script)])
@@ -167,3 +167,43 @@ def test_launcher_of_another_mpi_library_is_refused(tmp_path):
     assert result.returncode != 0
     assert "started as one of 3 processes (OMPI_COMM_WORLD_SIZE) but MPI sees only 1" in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("np_, topology, degrees", [(6, "torus", [3]), (5, "one_peer_exponential", None),
+                                                   (4, "star", [3, 1, 1, 1]), (3, "none", [0])])
+def test_named_topologies_from_the_command_line(tmp_path, np_, topology, degrees):
+    result = launch(np_, [*FAST, f"topology={topology}"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["topology"]["name"] == topology and summary["n_nodes"] == np_
+    assert f"topology={topology} (spectral gap {summary['spectral_gap']:.4f}" in result.stdout
+    drawn = json.loads((run / "topology.json").read_text())
+    assert len(drawn["rounds"]) == summary["topology"]["period"]
+    if degrees is not None:  # bytes = payload x neighbours x steps, mean over the nodes
+        payload = (784 * 32 + 32 + 32 * 10 + 10) * 4
+        expected = payload * summary["steps"] * sum(degrees) / len(degrees)
+        assert summary["bytes_sent_per_node"] == pytest.approx(expected)
+
+
+def _metrics_without_times(run: Path) -> list[dict]:
+    with open(run / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if "time" not in k} for row in csv.DictReader(f)]
+
+
+def test_local_backend_is_bit_identical_to_mpi(tmp_path):
+    args = ["trainer.epochs=2", "trainer.threads=1", "topology=one_peer_exponential"]
+    mpi = launch(3, [*args, "hydra.run.dir=mpi"], tmp_path)
+    local = launch(None, [*args, "backend=local", "backend.nodes=3", "hydra.run.dir=local"], tmp_path)
+    assert mpi.returncode == 0, mpi.stderr
+    assert local.returncode == 0, local.stderr
+    rows = _metrics_without_times(tmp_path / "mpi")
+    assert len(rows) == 3 and float(rows[-1]["bytes_sent_per_node"]) > 0
+    assert rows == _metrics_without_times(tmp_path / "local")
+    assert json.loads((tmp_path / "local" / "summary.json").read_text())["backend"] == "LocalCommunicator"
+
+
+def test_local_backend_under_mpirun_is_refused(tmp_path):
+    result = launch(2, [*FAST, "backend=local"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("backend=local runs all nodes in one process; start it without mpirun") == 1
