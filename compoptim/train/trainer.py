@@ -93,13 +93,10 @@ class Trainer:
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             seen = 0
             for xb, yb in self.loader.epoch():
-                self.flat.zero_grad()
-                if len(yb):
-                    loss = F.cross_entropy(self.model(xb), yb)
-                    loss.backward()
-                    loss_sum += loss.detach().to(torch.float64) * len(yb)
+                loss = self.train_step(xb, yb)
+                if loss is not None:
+                    loss_sum += loss.to(torch.float64) * len(yb)
                     seen += len(yb)
-                self.optimizer.step()
                 if epoch == 1 and self.optimizer.t == 1:
                     self.flat.check_attached()  # once: autograd still writes into the flat buffers
             train_time += time.perf_counter() - epoch_start
@@ -119,6 +116,18 @@ class Trainer:
         self.log(f"done: test acc {summary['test_acc']:.4f} (averaged model), "
                  f"{summary['bytes_sent_per_node'] / 1e6:.2f} MB sent per node, {summary['wall_time_s']:.1f} s")
         return summary
+
+    def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor | None:
+        """One optimizer step on this batch; the batch's mean loss (None for an empty batch,
+        whose node still takes part in the gossip with a zero gradient)."""
+        self.flat.zero_grad()
+        loss = None
+        if len(yb):
+            loss = F.cross_entropy(self.model(xb), yb)
+            loss.backward()
+            loss = loss.detach()
+        self.optimizer.step()
+        return loss
 
     def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:
         ev = self.evaluator.evaluate()
