@@ -1,9 +1,11 @@
 """compoptim-report: a table of the runs found under the given directories.
 
     compoptim-report outputs/ multirun/2026-11-26/10-00-00
+    compoptim-report multirun/2026-11-26/10-00-00 --out figures/
 
-Finds every run directory (one with a summary.json) at or below each path and prints one
-row per run with its status and final figures.
+Finds every run directory (one with a summary.json) at or below each path, prints one row
+per run with its status and final figures, and draws each distinct topology of the runs
+into the output folder (topology-<name>-n<N>.png; default: the first path's report/).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from compoptim.report import find_runs, load_summaries
+from compoptim.report import draw_topology, find_runs, load_summaries, load_topologies
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path, help="run dirs, sweep dirs or folders holding them")
     parser.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    parser.add_argument("--out", type=Path, help="folder for the figures (default: FIRST_PATH/report)")
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
@@ -33,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
         print(table.to_string(index=False))
     if args.csv:
         table.to_csv(args.csv, index=False)
+    out = args.out or args.paths[0] / "report"
+    for stem, spec in load_topologies(runs).items():
+        print(f"wrote {draw_topology(spec, out / f'{stem}.png')}")
 
 
 if __name__ == "__main__":

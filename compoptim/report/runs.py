@@ -20,6 +20,25 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return runs
 
 
+def load_topologies(runs: list[Path]) -> dict[str, dict]:
+    """The distinct topologies of the runs (from topology.json), keyed by a file-name stem
+    such as ``topology-ring-n8``; unreadable files are skipped."""
+    found: dict[str, dict] = {}
+    for run in runs:
+        try:
+            spec = json.loads((run / "topology.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if spec in found.values():
+            continue
+        stem = f"topology-{spec['name']}-n{spec['n']}"
+        k = 1
+        while f"{stem}{'' if k == 1 else f'-{k}'}" in found:
+            k += 1
+        found[f"{stem}{'' if k == 1 else f'-{k}'}"] = spec
+    return found
+
+
 def load_summaries(runs: list[Path]) -> pd.DataFrame:
     """One row per run; an unreadable summary is a row with that status, never a crash."""
     rows = []
