@@ -21,7 +21,7 @@ def uniform(adjacency: np.ndarray) -> np.ndarray:
     if not is_regular(adjacency):
         raise UserError(
             f"uniform weights need a regular graph (all degrees equal); degrees here range from "
-            f"{int(degrees.min())} to {int(degrees.max())}: use weights=metropolis_hastings (or auto)"
+            f"{int(degrees.min())} to {int(degrees.max())}: use topology.weights=metropolis_hastings (or auto)"
         )
     d = int(degrees[0]) if len(degrees) else 0
     return (adjacency + np.eye(adjacency.shape[0])) / (d + 1)
