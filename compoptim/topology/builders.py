@@ -74,7 +74,8 @@ def one_peer_exponential(n: int, weights: Weights = "auto", lazy: float = 0.0) -
     rule = str(getattr(weights, "value", weights))
     if rule == "uniform" and n & (n - 1):
         raise UserError(f"one_peer_exponential with n={n} (not a power of two) leaves some nodes unpaired in "
-                        f"some rounds, so uniform weights do not apply; use topology.weights=auto or metropolis_hastings")
+                        f"some rounds, so uniform weights do not apply; "
+                        f"use topology.weights=auto or metropolis_hastings")
     matrices = tuple(mixing_matrix(a, rule, lazy) for a in one_peer_rounds(n))
     return Topology("one_peer_exponential", matrices, connected="period", params={"weights": rule, "lazy": lazy})
 
