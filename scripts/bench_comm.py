@@ -74,7 +74,7 @@ def measure(world, model: str, rounds: int, repeats: int) -> dict:
     flat = torch.cat([t.reshape(-1) for t in tensors])
     out = torch.empty_like(flat)
     comm = MPICommunicator(world.Dup(), ring(n))
-    compressor = Identity(torch.float32)
+    compressor = Identity()
     self_w, nbr_w = comm.topology.weights(rank)
     buffer = flat.clone().numpy()
 

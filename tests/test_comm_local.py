@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from compoptim.comm import run_local
-from compoptim.compress import Identity
+from compoptim.compress import CompressContext, Identity
 from compoptim.topology import complete, ring
 
 
@@ -13,7 +13,7 @@ def test_neighbor_mix_equals_w_times_x(topology):
     n, d = topology.n, 37
     xs = torch.randn(n, d, dtype=torch.float64)
     w = torch.tensor(topology.matrix())
-    c = Identity(torch.float64)
+    c = Identity(CompressContext(dtype=torch.float64))
 
     def node(comm):
         x = xs[comm.rank].clone()

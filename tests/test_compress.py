@@ -1,24 +1,245 @@
+"""Property tests over a registry of every compressor (the "infos" pattern): wire size,
+decoding, unbiasedness, contraction, error feedback, determinism, resume, bad settings."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
 import torch
 
-from compoptim.compress import Identity, build_compressor
+from compoptim.compress import CompressContext, ErrorFeedback, Identity, build_compressor
+from compoptim.errors import UserError
+
+# A model-like layout: two matrices, a bias, a long vector (1300 entries in all).
+LAYOUT = ((20, 30), (30,), (10, 37), (300,))
+D = 1300
+CTX = CompressContext(layout=LAYOUT, seed=3, rank=1)
 
 
-def test_identity_payload_is_the_exact_bytes():
-    x = torch.randn(1001)
-    c = build_compressor({"name": "none"})
+def _k(ratio, d):
+    return max(1, math.ceil(ratio * d - 1e-9))
+
+
+def _lowrank_bytes(rank):
+    # (20 x 30): r(20+30)=100 < 600 compressed; bias raw; (10 x 37): 94 < 370 compressed; vector raw
+    return 4 * (rank * (20 + 30) + 30 + rank * (10 + 37) + 300)
+
+
+# name -> (config, exact payload bytes for D entries, by the documented wire format)
+INFOS = {
+    "none": ({"name": "none"}, 4 * D),
+    "fp16": ({"name": "cast", "dtype": "float16"}, 2 * D),
+    "bf16": ({"name": "cast", "dtype": "bfloat16"}, 2 * D),
+    "topk": ({"name": "topk", "ratio": 0.1}, _k(0.1, D) * (4 + 2)),  # fp32 value + uint16 index
+    "topk_k": ({"name": "topk", "k": 7}, 7 * 6),
+    "topk_layer": ({"name": "topk", "ratio": 0.1, "per_layer": True},
+                   # values, then uint16 indices (600, 300, 370 > 256 entries), then uint8 (30 entries)
+                   4 * (60 + 3 + 37 + 30) + 2 * (60 + 37 + 30) + 1 * 3),
+    "randomk": ({"name": "randomk", "ratio": 0.1}, 8 + 4 * _k(0.1, D)),
+    "randomk_rescaled": ({"name": "randomk", "ratio": 0.1, "rescale": True}, 8 + 4 * _k(0.1, D)),
+    "qsgd": ({"name": "qsgd", "levels": 7}, 4 * math.ceil(D / 512) + math.ceil(D * 4 / 8)),
+    "qsgd_s1_whole": ({"name": "qsgd", "levels": 1, "bucket_size": 0}, 4 + math.ceil(D * 2 / 8)),
+    "qsgd_s4_rescaled": ({"name": "qsgd", "levels": 4, "bucket_size": 100, "rescale": True},
+                         4 * 13 + math.ceil(D * 4 / 8)),
+    "sign": ({"name": "sign"}, 4 + math.ceil(D / 8)),
+    "natural": ({"name": "natural"}, 2 + D),
+    "natural_rescaled": ({"name": "natural", "rescale": True}, 2 + D),
+    "lowrank": ({"name": "lowrank", "rank": 2}, _lowrank_bytes(2)),
+    "lowrank_r1": ({"name": "lowrank", "rank": 1}, _lowrank_bytes(1)),
+    "topk_ef": ({"name": "topk", "ratio": 0.05, "error_feedback": True}, _k(0.05, D) * 6),
+}
+NAMES = list(INFOS)
+
+
+def make(name, ctx=CTX):
+    return build_compressor(INFOS[name][0], ctx)
+
+
+def vector(seed=0):
+    return torch.randn(D, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_payload_is_one_byte_buffer_of_the_documented_size(name):
+    c = make(name)
+    assert c.payload_nbytes(D) == INFOS[name][1]
+    payload = c.encode(vector())
+    assert payload.dtype == torch.uint8 and payload.dim() == 1 and payload.is_contiguous()
+    assert payload.numel() == INFOS[name][1]
+    assert c.bits_per_element(D) == pytest.approx(8 * INFOS[name][1] / D)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decode_add_is_the_weighted_decode(name):
+    c, x = make(name), vector()
     payload = c.encode(x)
-    assert payload.dtype == torch.uint8 and payload.dim() == 1
-    assert payload.numel() == c.payload_nbytes(x.numel()) == 4 * 1001
-    assert torch.equal(c.decode(payload, x.numel()), x)
-    assert c.unbiased and c.delta == 1.0
+    decoded = c.decode(payload, D).clone()
+    out = torch.full((D,), 0.5)
+    c.decode_add(payload, out, -0.25)
+    torch.testing.assert_close(out, 0.5 - 0.25 * decoded, rtol=1e-6, atol=1e-6)
 
 
-def test_identity_decode_add_is_weighted_sum():
-    c = Identity()
-    x, out = torch.randn(50), torch.ones(50)
-    c.decode_add(c.encode(x), out, 0.25)
-    torch.testing.assert_close(out, 1 + 0.25 * x, rtol=0, atol=0)
+def test_identity_round_trip_is_exact():
+    x = vector()
+    c = make("none")
+    assert torch.equal(c.decode(c.encode(x), D), x)
+    c64 = Identity(CompressContext(dtype=torch.float64))
+    x64 = x.double()
+    assert torch.equal(c64.decode(c64.encode(x64), D), x64) and c64.payload_nbytes(D) == 8 * D
 
 
-def test_identity_payload_size_follows_dtype():
-    assert Identity(torch.float64).payload_nbytes(10) == 80
+DRAWS = 1500
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if make(n).unbiased])
+def test_unbiased_compressors_average_to_x(name):
+    """E||mean of N draws - x||^2 = E||C(x) - x||^2 / N <= omega ||x||^2 / N; we allow 3x that
+    (the sum over 1300 coordinates concentrates, so a correct compressor is far inside)."""
+    c, x = make(name), vector()
+    total = torch.zeros(D, dtype=torch.float64)
+    for _ in range(DRAWS):
+        total += c.decode(c.encode(x), D).double()
+    mean_error = ((total / DRAWS - x.double()).norm() ** 2).item()
+    omega = c.omega(D)
+    assert mean_error <= 3 * omega * x.norm().item() ** 2 / DRAWS
+    # and the variance bound itself, on average over draws
+    spread = sum(((c.decode(c.encode(x), D) - x).norm() ** 2).item() for _ in range(200)) / 200
+    assert spread <= 1.05 * omega * x.norm().item() ** 2
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if make(n).delta(D) is not None])
+def test_contractive_compressors_contract(name):
+    """E||C(x) - x||^2 <= (1 - delta)||x||^2: exact for deterministic compressors, over 400
+    draws with 5% slack for the rescaled random ones (rand-k meets the bound with equality)."""
+    c = make(name)
+    if isinstance(c, ErrorFeedback):
+        c = c.inner  # the memory changes what is compressed; the property is the inner one's
+    delta = c.delta(D)
+    assert 0 < delta <= 1
+    for seed in range(3):
+        x = vector(seed)
+        draws = 400 if "rescaled" in name else 1
+        error = sum(((c.decode(c.encode(x), D) - x).norm() ** 2).item() for _ in range(draws)) / draws
+        slack = 1.05 if draws > 1 else 1 + 1e-5
+        assert error <= slack * (1 - delta) * x.norm().item() ** 2
+
+
+def test_declared_properties():
+    assert make("topk").delta(D) == pytest.approx(_k(0.1, D) / D)
+    assert make("topk_layer").delta(D) == pytest.approx(min(60 / 600, 3 / 30, 37 / 370, 30 / 300))
+    assert make("randomk").omega(D) == pytest.approx(D / _k(0.1, D) - 1)
+    assert make("randomk_rescaled").delta(D) == pytest.approx(_k(0.1, D) / D)
+    assert make("qsgd").omega(D) == pytest.approx(min(512 / 49, math.sqrt(512) / 7))
+    assert make("natural").omega(D) == 0.125
+    assert make("sign").delta(D) == pytest.approx(1 / D)
+    assert make("lowrank").delta(D) is None and not make("lowrank").unbiased
+
+
+def test_sign_error_is_exactly_the_l1_formula():
+    c, x = make("sign"), vector()
+    error = ((c.decode(c.encode(x), D) - x).norm() ** 2).item()
+    assert error == pytest.approx(x.norm().item() ** 2 - x.abs().sum().item() ** 2 / D, rel=1e-5)
+
+
+def test_topk_keeps_the_largest_entries_per_vector_and_per_layer():
+    x = vector()
+    kept = make("topk").decode(make("topk").encode(x), D)
+    k = _k(0.1, D)
+    assert (kept != 0).sum() == k and kept.abs().min() == 0
+    assert set(kept.nonzero().flatten().tolist()) == set(x.abs().topk(k).indices.tolist())
+    layered = make("topk_layer").decode(make("topk_layer").encode(x), D)
+    for start, length in ((0, 600), (600, 30), (630, 370), (1000, 300)):
+        seg = x[start : start + length]
+        assert set(layered[start : start + length].nonzero().flatten().tolist()) == \
+            set(seg.abs().topk(_k(0.1, length)).indices.tolist())
+
+
+def test_lowrank_is_exact_on_a_low_rank_matrix():
+    g = torch.Generator().manual_seed(0)
+    x = vector()
+    x[:600] = (torch.randn(20, 2, generator=g) @ torch.randn(2, 30, generator=g)).reshape(-1)
+    c = make("lowrank")
+    for _ in range(3):  # warm-started power iterations converge to the rank-2 subspace
+        decoded = c.decode(c.encode(x), D)
+    torch.testing.assert_close(decoded[:600], x[:600], rtol=1e-4, atol=1e-4)
+    assert torch.equal(decoded[600:630], x[600:630])  # the bias travels raw
+
+
+def test_error_feedback_with_identity_is_a_no_op():
+    ef = ErrorFeedback(Identity())
+    for seed in range(4):
+        x = vector(seed)
+        payload = ef.encode(x)
+        assert torch.equal(ef.decode(payload, D), x)
+        assert torch.count_nonzero(ef.memory) == 0
+
+
+def test_error_feedback_accumulates_what_was_dropped():
+    ef, x = make("topk_ef"), vector()
+    sent = ef.decode(ef.encode(x), D).clone()
+    torch.testing.assert_close(ef.memory, x - sent)
+    # over many steps of the same x, the average sent converges to x
+    total = sent.clone()
+    steps = 200
+    for _ in range(steps - 1):
+        total += ef.decode(ef.encode(x), D)
+    assert ((total / steps - x).norm() / x.norm()).item() < 0.1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_bytes_and_state_dict_resumes_exactly(name):
+    a, b = make(name), make(name)
+    for seed in range(3):
+        assert torch.equal(a.encode(vector(seed)), b.encode(vector(seed)))
+    resumed = make(name)
+    resumed.load_state_dict(copy.deepcopy(a.state_dict()))
+    for seed in range(3, 6):
+        assert torch.equal(a.encode(vector(seed)).clone(), resumed.encode(vector(seed)))
+
+
+@pytest.mark.parametrize("name", ["qsgd", "natural"])
+def test_nodes_draw_privately(name):
+    other_node = make(name, CompressContext(layout=LAYOUT, seed=3, rank=2))
+    assert not torch.equal(make(name).encode(vector()), other_node.encode(vector()))
+
+
+def test_randomk_receiver_regenerates_the_senders_indices():
+    sender = make("randomk", CompressContext(seed=5, rank=0))
+    receiver = make("randomk", CompressContext(seed=5, rank=3))
+    x = vector()
+    for _ in range(3):
+        payload = sender.encode(x).clone()
+        receiver.encode(vector(9))  # the receiver's own encode of the same round
+        torch.testing.assert_close(receiver.decode(payload, D), sender.decode(payload, D), rtol=0, atol=0)
+    assert sender.decode(payload, D).count_nonzero() == _k(0.1, D)
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"name": "topk", "ratio": 0.0}, "compressor.ratio must be > 0 and <= 1"),
+        ({"name": "randomk", "ratio": 1.5}, "compressor.ratio must be > 0 and <= 1"),
+        ({"name": "topk", "k": 0}, "compressor.k must be >= 1 or null"),
+        ({"name": "qsgd", "levels": 0}, "compressor.levels must be >= 1"),
+        ({"name": "qsgd", "bucket_size": -1}, "compressor.bucket_size must be >= 1, or 0"),
+        ({"name": "lowrank", "rank": 0}, "compressor.rank must be >= 1"),
+        ({"name": "cast", "dtype": "int8"}, "compressor.dtype must be one of float16, bfloat16; got int8"),
+        ({"name": "topk", "rescale": True}, "compressor.rescale applies to unbiased compressors"),
+        ({"name": "topk", "levels": 3}, "compressor=topk has no setting 'levels'"),
+        ({"name": "zip"}, "unknown compressor 'zip'"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(cfg, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        build_compressor(cfg, CTX)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", NAMES)
+def test_same_code_on_cuda(name):
+    c, x = make(name), vector().cuda()
+    payload = c.encode(x)
+    assert payload.is_cuda and payload.numel() == INFOS[name][1]
+    assert c.decode(payload, D).is_cuda

@@ -6,10 +6,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from compoptim.comm import run_local
-from compoptim.compress import Identity
+from compoptim.compress import CompressContext, Identity
 from compoptim.errors import UserError
 from compoptim.optim import DSGD, FlatParameters
 from compoptim.topology import complete, ring
+
+F64 = CompressContext(dtype=torch.float64)
 
 
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.9, 5e-4), (0.5, 1e-2)])
@@ -65,7 +67,7 @@ def test_matrix_form_oracle(topology, momentum):
         model = nn.Linear(d, 1, bias=False).double()
         flat = FlatParameters(model)
         flat.params.copy_(x0)
-        opt = DSGD(flat, comm, Identity(torch.float64), lr=eta, momentum=momentum, weight_decay=lam)
+        opt = DSGD(flat, comm, Identity(F64), lr=eta, momentum=momentum, weight_decay=lam)
         for _ in range(steps):
             flat.zero_grad()
             flat.grads.copy_(grad(comm.rank, flat.params))
@@ -89,7 +91,7 @@ def test_complete_graph_mean_iterate_is_sgd_on_averaged_gradient():
         model = nn.Linear(d, 1, bias=False).double()
         flat = FlatParameters(model)
         flat.params.zero_()
-        opt = DSGD(flat, comm, Identity(torch.float64), lr=eta)
+        opt = DSGD(flat, comm, Identity(F64), lr=eta)
         history = []
         for _ in range(5):
             g = a[comm.rank].T @ (a[comm.rank] @ flat.params - b[comm.rank])

@@ -17,7 +17,7 @@ METRIC_COLUMNS = [
     "epoch", "step", "samples", "wall_time_s", "train_time_s", "compute_time_s", "compress_time_s", "comm_time_s",
     "wait_time_s", "wait_time_s_max", "train_loss", "test_loss", "test_acc", "local_test_acc_mean",
     "local_test_acc_min", "local_test_acc_max", "consensus_distance", "bytes_sent_per_node",
-    "bytes_received_per_node", "bytes_sent_max_node",
+    "bytes_received_per_node", "bytes_sent_max_node", "compression_error",
 ]
 
 
@@ -39,6 +39,7 @@ def test_run_writes_metrics_summary_and_config(tmp_path):
     numel = 784 * 32 + 32 + 32 * 10 + 10
     assert float(rows[-1]["bytes_sent_per_node"]) == 2 * steps_per_epoch * 2 * numel * 4
     assert rows[-1]["bytes_received_per_node"] == rows[-1]["bytes_sent_max_node"] == rows[-1]["bytes_sent_per_node"]
+    assert float(rows[-1]["compression_error"]) == 0.0  # identity, sampled every 16 encodes
     # the time split adds up to the training time
     last = {k: float(v) for k, v in rows[-1].items()}
     parts = [last[k] for k in ("compute_time_s", "compress_time_s", "comm_time_s", "wait_time_s")]
@@ -64,6 +65,15 @@ def test_irregular_graph_bytes_per_node_mean_and_max(tmp_path):
         last = list(csv.DictReader(f))[-1]
     mean, most = float(last["bytes_sent_per_node"]), float(last["bytes_sent_max_node"])
     assert most == pytest.approx(mean * 5 * 4 / 8)  # hub sends 4 payloads, leaves 1: mean 8/5 payloads
+
+
+def test_compressed_gossip_counts_the_payload_bytes_and_the_error(tmp_path):
+    summaries = train(tmp_path, 3, "trainer.epochs=1", "compressor=topk", "compressor.ratio=0.1")
+    numel = 784 * 32 + 32 + 32 * 10 + 10
+    k = math.ceil(0.1 * numel)
+    payload = k * (4 + 2)  # fp32 values + uint16 indices (numel < 65536)
+    assert summaries[0]["bytes_sent_per_node"] == summaries[0]["steps"] * 2 * payload
+    assert 0.5 < summaries[0]["compression_error"] < 1.0  # top-10% keeps part of the norm
 
 
 def test_no_communication_with_topology_none(tmp_path):

@@ -18,6 +18,9 @@ from compoptim.topology.base import Topology
 REDUCE_OPS = ("sum", "mean", "max", "min")
 # Upper bound on the (size x chunk) buffer a metric reduction gathers into.
 _GATHER_BYTES = 16 * 2**20
+# The compression error ||C(x) - x|| / ||x|| is measured on one encode in this many (it
+# costs a decode and two norms, kept out of the compress time).
+ERROR_SAMPLE_EVERY = 16
 
 
 class Communicator(ABC):
@@ -47,15 +50,31 @@ class Communicator(ABC):
         self.compress_time_s = 0.0
         self.comm_time_s = 0.0
         self.wait_time_s = 0.0
+        self._encodes = 0
+        self._error_sum = 0.0
+        self._error_count = 0
         # Weights per round of the topology's period, computed once (not per step).
         self._round_weights = [topology.weights(rank, r) for r in range(topology.period)]
 
     def encode(self, compressor: Compressor, x: torch.Tensor) -> torch.Tensor:
-        """compressor.encode(x), timed as compression."""
+        """compressor.encode(x), timed as compression; samples the relative compression error."""
         start = time.perf_counter()
         payload = compressor.encode(x)
         self.compress_time_s += time.perf_counter() - start
+        if self._encodes % ERROR_SAMPLE_EVERY == 0:
+            norm = torch.linalg.vector_norm(x).item()
+            if norm > 0:
+                error = torch.linalg.vector_norm(compressor.decode(payload, x.numel()) - x).item()
+                self._error_sum += error / norm
+                self._error_count += 1
+        self._encodes += 1
         return payload
+
+    def take_compression_error(self) -> tuple[float, int]:
+        """(sum, count) of the sampled relative errors ||C(x) - x|| / ||x|| since the last call."""
+        taken = (self._error_sum, self._error_count)
+        self._error_sum, self._error_count = 0.0, 0
+        return taken
 
     def neighbor_mix(
         self, payload: torch.Tensor, compressor: Compressor, out: torch.Tensor, step: int = 0

@@ -60,8 +60,43 @@ class DSGDConfig:
 
 
 @dataclass
-class IdentityCompressorConfig:
-    name: str = "none"
+class CompressorConfig:
+    name: str = MISSING
+    error_feedback: bool = False  # v = x + e, send C(v), e <- v - C(v)
+
+
+@dataclass
+class CastConfig(CompressorConfig):
+    dtype: str = "float16"  # float16 | bfloat16
+
+
+@dataclass
+class TopKConfig(CompressorConfig):
+    ratio: float = 0.01  # fraction of entries kept
+    k: int | None = None  # entries kept (per layer with per_layer); overrides ratio
+    per_layer: bool = False
+
+
+@dataclass
+class UnbiasedCompressorConfig(CompressorConfig):
+    rescale: bool = False  # divide by 1 + omega: contractive, delta = 1/(1 + omega)
+
+
+@dataclass
+class RandomKConfig(UnbiasedCompressorConfig):
+    ratio: float = 0.01
+    k: int | None = None
+
+
+@dataclass
+class QSGDConfig(UnbiasedCompressorConfig):
+    levels: int = 7  # s
+    bucket_size: int = 512  # entries per norm; 0: the whole vector
+
+
+@dataclass
+class LowRankConfig(CompressorConfig):
+    rank: int = 2
 
 
 @dataclass
@@ -132,7 +167,9 @@ class TorchvisionConfig:
 
 _SCHEMAS = {
     "optimizer": {"dsgd": DSGDConfig},
-    "compressor": {"identity": IdentityCompressorConfig},
+    "compressor": {"plain": CompressorConfig, "cast": CastConfig, "topk": TopKConfig,
+                   "unbiased": UnbiasedCompressorConfig, "randomk": RandomKConfig, "qsgd": QSGDConfig,
+                   "lowrank": LowRankConfig},
     "topology": {"graph": GraphConfig, "torus": TorusConfig, "erdos_renyi": ErdosRenyiConfig,
                  "edges": EdgeListConfig, "none": NoGraphConfig},
     "model": {"lenet5": LeNet5Config, "mlp": MLPConfig},

@@ -35,6 +35,8 @@ class FlatParameters:
                 p.grad = self.grads[offset : offset + n].view_as(p)
             offset += n
         self._tensors = params
+        # The parameter shapes in buffer order, for per-layer and low-rank compressors.
+        self.shapes = tuple(tuple(p.shape) for p in params)
 
     def zero_grad(self) -> None:
         # Zero in place: autograd then accumulates into the views, keeping them attached.

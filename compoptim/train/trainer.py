@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from compoptim.comm.base import Communicator
-from compoptim.compress import build_compressor
+from compoptim.compress import CompressContext, build_compressor
 from compoptim.data import ShardLoader, iid_partition, load_dataset
 from compoptim.errors import UserError
 from compoptim.models import build_model
@@ -65,7 +65,8 @@ class Trainer:
 
         self.model = make_model()
         self.flat = FlatParameters(self.model)
-        self.compressor = build_compressor(cfg.compressor)
+        self.compressor = build_compressor(cfg.compressor, CompressContext(
+            layout=self.flat.shapes, dtype=self.flat.params.dtype, seed=cfg.seed, rank=comm.rank))
         self.optimizer = build_optimizer(cfg.optimizer, self.flat, comm, self.compressor)
         self.evaluator = Evaluator(self.model, self.flat, make_model(), data.x_test.to(device),
                                    data.y_test.to(device), comm)
@@ -138,8 +139,10 @@ class Trainer:
         counters = torch.tensor([c.bytes_sent, c.bytes_received, train_time, compute, c.compress_time_s,
                                  c.comm_time_s, c.wait_time_s], dtype=torch.float64)
         most = torch.tensor([c.bytes_sent, c.wait_time_s], dtype=torch.float64)
+        error = torch.tensor(c.take_compression_error(), dtype=torch.float64)
         c.allreduce_(counters, "mean")
         c.allreduce_(most, "max")
+        c.allreduce_(error, "sum")
         row = {
             "epoch": epoch,
             "step": self.optimizer.t,
@@ -158,6 +161,8 @@ class Trainer:
             "bytes_sent_per_node": counters[0].item(),
             "bytes_received_per_node": counters[1].item(),
             "bytes_sent_max_node": most[0].item(),
+            # mean over nodes and sampled steps since the last evaluation (none sampled: NaN)
+            "compression_error": (error[0] / error[1]).item() if error[1] > 0 else float("nan"),
         }
         if self.writer:
             self.writer.add_metrics(row)

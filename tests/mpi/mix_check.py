@@ -13,7 +13,7 @@ from mpi4py import MPI
 
 from compoptim.comm import run_local
 from compoptim.comm.mpi import MPICommunicator
-from compoptim.compress import Identity
+from compoptim.compress import CompressContext, Identity
 from compoptim.topology import Topology, one_peer_exponential, star, torus
 
 
@@ -37,7 +37,7 @@ def random_mixing_matrix(n: int, seed: int) -> np.ndarray:
 def check(world: MPI.Comm, topology: Topology) -> None:
     n, rank = world.Get_size(), world.Get_rank()
     xs = torch.randn(n, 1000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    compressor = Identity(torch.float64)
+    compressor = Identity(CompressContext(dtype=torch.float64))
     rounds = max(3, topology.period + 1)  # buffers reused across steps, every round of the schedule
 
     def mix(comm):

@@ -1,0 +1,80 @@
+"""Natural compression: stochastic rounding to a power of two, sign + exponent only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from compoptim.compress.base import CompressContext, Compressor
+from compoptim.compress.randomness import DeviceGenerators, derived_seed
+from compoptim.compress.wire import PayloadBuffer, WireFormat
+
+# Exponent codes 1..127 cover the 127 powers of two below the vector's top exponent E:
+# 2^(E-127+c) for code c; code 0 is zero. 7 bits + sign = one byte per entry.
+_SPAN = 127
+
+
+class Natural(Compressor):
+    """Horváth et al. 2019, "Natural Compression for Distributed Deep Learning":
+    for 2^a <= |x_i| < 2^(a+1), C(x)_i = sign(x_i) 2^(a+1) with probability |x_i|/2^a - 1,
+    else sign(x_i) 2^a. Unbiased, omega = 1/8.
+
+    Wire format: a 16-bit top exponent E (|x_i| < 2^E for all i), then one byte per entry:
+    sign bit + 7-bit exponent code (the paper's 9 bits, with the exponent relative to E).
+    Entries below 2^(E-126) (more than 2^126 times smaller than the largest) are rounded
+    stochastically between 0 and 2^(E-126), which keeps the rounding unbiased.
+    """
+
+    name = "natural"
+    unbiased = True
+
+    def __init__(self, ctx: CompressContext | None = None) -> None:
+        super().__init__(ctx)
+        self.generators = DeviceGenerators(derived_seed(self.ctx.seed, self.ctx.rank, 0x4E415455))
+        self._payloads = PayloadBuffer()
+
+    def omega(self, numel: int) -> float:
+        return 1.0 / 8.0
+
+    def _wire(self, numel: int) -> WireFormat:
+        return WireFormat([("top", torch.int16, 1), ("codes", torch.uint8, numel)])
+
+    def payload_nbytes(self, numel: int) -> int:
+        return self._wire(numel).nbytes
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._check_input(x)
+        wire = self._wire(x.numel())
+        payload = self._payloads.get(wire.nbytes, x.device)
+        fields = wire.views(payload)
+        mantissa, exponent = torch.frexp(x.abs())  # |x| = m 2^e, m in [0.5, 1): 2^(e-1) <= |x| < 2^e
+        top = int(exponent.max().item()) if x.numel() else 0
+        fields["top"].fill_(top)
+        floor = top - _SPAN + 1  # exponent of the smallest non-zero code (code 1)
+        u = torch.rand(x.shape, generator=self.generators.get(x.device), device=x.device, dtype=x.dtype)
+        # Normal range: round 2^(e-1) up to 2^e with probability 2m - 1.
+        up = (u < mantissa.mul(2).sub_(1)).to(exponent.dtype)
+        code = exponent.sub(1).add_(up).sub_(floor - 1)  # code c <-> 2^(floor - 1 + c)
+        # Tiny range |x| < 2^floor: 2^floor with probability |x| / 2^floor, else 0.
+        tiny = exponent - 1 < floor
+        tiny_up = u < torch.ldexp(x.abs(), torch.tensor(-floor, device=x.device))
+        code = torch.where(tiny, tiny_up.to(code.dtype), code)
+        code = torch.where(x == 0, torch.zeros_like(code), code)
+        fields["codes"].copy_(code.to(torch.uint8) | ((x < 0).to(torch.uint8) << 7))
+        return payload
+
+    def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
+        fields = self._wire(numel).views(payload)
+        codes = fields["codes"]
+        c = (codes & 0x7F).to(torch.int32)
+        floor = int(fields["top"].item()) - _SPAN + 1
+        magnitude = torch.ldexp(torch.ones(numel, dtype=self.dtype, device=payload.device), c + (floor - 1))
+        magnitude.masked_fill_(c == 0, 0.0)
+        return torch.where(codes >= 0x80, -magnitude, magnitude)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generators": self.generators.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generators.load_state_dict(state["generators"])
