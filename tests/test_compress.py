@@ -243,3 +243,36 @@ def test_same_code_on_cuda(name):
     payload = c.encode(x)
     assert payload.is_cuda and payload.numel() == INFOS[name][1]
     assert c.decode(payload, D).is_cuda
+
+
+def test_fast_top_k_selection_is_exact_on_large_vectors():
+    from compoptim.compress.topk import largest_indices
+
+    g = torch.Generator().manual_seed(1)
+    for n, k in ((200_000, 2_000), (300_000, 30), (100_000, 12_000)):
+        x = torch.randn(n, generator=g).abs()
+        assert set(largest_indices(x, k, g).tolist()) == set(torch.topk(x, k).indices.tolist())
+    ties = torch.ones(100_000)  # all equal: any k entries are a top k
+    assert largest_indices(ties, 500, g).unique().numel() == 500
+
+
+def test_random_k_sampling_is_without_replacement_and_sorted():
+    from compoptim.compress.randomk import sample_without_replacement
+
+    g = torch.Generator().manual_seed(0)
+    for n, k in ((10_000_000, 100_000), (1000, 900), (50, 1)):
+        idx = sample_without_replacement(n, k, g, torch.device("cpu"))
+        assert idx.numel() == k == idx.unique().numel() and torch.equal(idx, idx.sort().values)
+        assert idx.min() >= 0 and idx.max() < n
+
+
+def test_natural_handles_zeros_tiny_and_huge_entries():
+    c = make("natural")
+    x = vector()
+    x[:4] = torch.tensor([0.0, 1e-40, 1e-30, -3e30])
+    decoded = c.decode(c.encode(x), D)
+    # top exponent E = 102 (3e30 < 2^102): entries below 2^(E-126) round to 0 or 2^-24
+    assert decoded[0] == 0 and decoded[1] in (0.0, 2.0**-24)
+    powers = decoded[decoded != 0].abs().log2()
+    assert torch.equal(powers, powers.round())  # every non-zero is a power of two
+    assert decoded[3] in (-(2.0**101), -(2.0**102)) and torch.equal(decoded.sign()[4:], x.sign()[4:])

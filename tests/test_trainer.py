@@ -110,3 +110,9 @@ def test_same_seed_same_metrics_different_seed_different(tmp_path):
 def test_bad_values_fail_at_build_with_the_key(tmp_path, override, message):
     with pytest.raises(UserError, match=message.replace(".", r"\.")):
         train(tmp_path, 2, override)
+
+
+def test_topk_and_sign_send_5x_and_25x_fewer_bytes_than_none(tmp_path):
+    sent = {c: train(tmp_path / c, 4, "trainer.epochs=1", f"compressor={c}")[0]["bytes_sent_per_node"]
+            for c in ("none", "topk", "sign")}
+    assert sent["none"] / sent["topk"] >= 5 and sent["none"] / sent["sign"] >= 25

@@ -23,6 +23,7 @@ from compoptim.comm.base import Communicator
 from compoptim.topology.base import Topology
 
 _GOSSIP_TAG = 7
+_ALIGN = 16
 
 
 def mpi_is_cuda_aware() -> bool:
@@ -73,8 +74,11 @@ class MPICommunicator(Communicator):
         # Page-locked host memory only when it stages a GPU payload: pinning creates a CUDA
         # context, which a CPU-only rank on a GPU machine must not hold.
         recv_device = device if on_gpu and not staged else torch.device("cpu")
-        recv = self._buffer(("recv", nbytes, recv_device), (self._max_degree, nbytes), torch.uint8,
-                            recv_device, pinned=staged)
+        # Rows start at multiples of 16 bytes, so every received payload's typed fields stay
+        # aligned (a payload need not be a multiple of 4 bytes long).
+        stride = -(-nbytes // _ALIGN) * _ALIGN
+        recv = self._buffer(("recv", nbytes, recv_device), (self._max_degree, stride), torch.uint8,
+                            recv_device, pinned=staged)[:, :nbytes]
         if staged:
             send = self._buffer(("send", nbytes), (nbytes,), torch.uint8, torch.device("cpu"), pinned=True)
             send.copy_(payload)
@@ -89,7 +93,8 @@ class MPICommunicator(Communicator):
         self.wait_time_s += time.perf_counter() - start
         if not staged:
             return list(recv[: len(neighbors)])
-        dev_recv = self._buffer(("recv_dev", nbytes, device), (self._max_degree, nbytes), torch.uint8, device)
+        dev_recv = self._buffer(("recv_dev", nbytes, device), (self._max_degree, stride), torch.uint8,
+                                device)[:, :nbytes]
         dev_recv[: len(neighbors)].copy_(recv[: len(neighbors)], non_blocking=True)
         return list(dev_recv[: len(neighbors)])
 

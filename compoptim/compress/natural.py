@@ -45,23 +45,29 @@ class Natural(Compressor):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x)
+        if x.dtype != torch.float32:
+            raise ValueError("natural compression works on the bits of float32 vectors")
         wire = self._wire(x.numel())
         payload = self._payloads.get(wire.nbytes, x.device)
         fields = wire.views(payload)
-        mantissa, exponent = torch.frexp(x.abs())  # |x| = m 2^e, m in [0.5, 1): 2^(e-1) <= |x| < 2^e
-        top = int(exponent.max().item()) if x.numel() else 0
-        fields["top"].fill_(top)
-        floor = top - _SPAN + 1  # exponent of the smallest non-zero code (code 1)
-        u = torch.rand(x.shape, generator=self.generators.get(x.device), device=x.device, dtype=x.dtype)
-        # Normal range: round 2^(e-1) up to 2^e with probability 2m - 1.
-        up = (u < mantissa.mul(2).sub_(1)).to(exponent.dtype)
-        code = exponent.sub(1).add_(up).sub_(floor - 1)  # code c <-> 2^(floor - 1 + c)
-        # Tiny range |x| < 2^floor: 2^floor with probability |x| / 2^floor, else 0.
-        tiny = exponent - 1 < floor
-        tiny_up = u < torch.ldexp(x.abs(), torch.tensor(-floor, device=x.device))
-        code = torch.where(tiny, tiny_up.to(code.dtype), code)
-        code = torch.where(x == 0, torch.zeros_like(code), code)
-        fields["codes"].copy_(code.to(torch.uint8) | ((x < 0).to(torch.uint8) << 7))
+        # |x| = 2^(f-127) (1 + mantissa/2^23) for a normal float with biased exponent f; rounding
+        # up to 2^(f-126) happens with probability mantissa/2^23: compare with a uniform 23-bit draw.
+        bits = x.view(torch.int32)
+        biased = (bits >> 23) & 0xFF
+        top = int(biased.max().item()) if x.numel() else 0
+        fields["top"].fill_(top - 126)  # E: every |x| < 2^E
+        draws = torch.randint(0, 1 << 23, x.shape, generator=self.generators.get(x.device), device=x.device,
+                              dtype=torch.int32)
+        up = (draws < (bits & 0x7FFFFF)).to(torch.int32)
+        subnormal = biased == 0  # zeros and subnormals: no implicit leading 1
+        code = biased.add_(up).sub_(top - 126)  # code c <-> 2^(E - 127 + c); c = 127: 2^E
+        tiny = (code < 1).logical_or_(subnormal)
+        if bool(tiny.any()):
+            # Below 2^(E-126): 2^(E-126) with probability |x| / 2^(E-126), else 0 (unbiased).
+            ratio = torch.ldexp(x.abs(), torch.tensor(126 - (top - 126), device=x.device))
+            tiny_up = (draws.to(torch.float32) / (1 << 23)) < ratio
+            code = torch.where(tiny, tiny_up.to(torch.int32), code)
+        fields["codes"].copy_(code.to(torch.uint8) | ((bits < 0).to(torch.uint8) << 7))
         return payload
 
     def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:

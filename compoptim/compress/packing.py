@@ -64,3 +64,21 @@ def _weights(device: torch.device) -> torch.Tensor:
     if w is None:
         w = _BIT_WEIGHTS[device] = (1 << torch.arange(8, device=device, dtype=torch.int32)).to(torch.uint8)
     return w
+
+
+_TABLES: dict[tuple, torch.Tensor] = {}
+
+
+def byte_table(bits: int, value_of_code, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A (256, 8 // bits) table: row b holds the values of the codes packed in byte b, so a
+    packed buffer decodes with one gather, ``table[packed].view(-1)`` (``bits`` divides 8).
+
+    ``value_of_code`` maps a tensor of codes to values; tables are cached per arguments.
+    """
+    key = (bits, value_of_code, dtype, device)
+    table = _TABLES.get(key)
+    if table is None:
+        every_byte = torch.arange(256, dtype=torch.uint8)
+        codes = unpack_bits(every_byte, bits, 256 * 8 // bits).view(256, 8 // bits)
+        table = _TABLES[key] = value_of_code(codes).to(dtype=dtype, device=device)
+    return table

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from compoptim.compress.base import CompressContext, Compressor
-from compoptim.compress.packing import pack_bits, packed_nbytes, unpack_bits
+from compoptim.compress.packing import byte_table, pack_bits, packed_nbytes, unpack_bits
 from compoptim.compress.randomness import DeviceGenerators, derived_seed
 from compoptim.compress.wire import PayloadBuffer, WireFormat
 from compoptim.errors import UserError
@@ -83,9 +83,7 @@ class QSGD(Compressor):
 
     def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
         fields = self._wire(numel).views(payload)
-        codes = unpack_bits(fields["codes"], self.bits, numel)
-        values = (codes & ((1 << self.level_bits) - 1)).to(self.dtype)
-        values = torch.where(codes >> self.level_bits == 1, -values, values)
+        values = self._signed_levels(fields["codes"], numel)
         scale = fields["norms"].to(self.dtype) / self.levels  # per bucket
         bucket = self._bucket(numel)
         full = numel // bucket
@@ -93,6 +91,17 @@ class QSGD(Compressor):
         if full * bucket < numel:
             values[full * bucket :].mul_(scale[full])
         return values
+
+    def _signed_levels(self, packed: torch.Tensor, numel: int) -> torch.Tensor:
+        """sign * level per entry: a table gather per byte when codes tile a byte, else unpacking."""
+        if 8 % self.bits == 0:
+            table = byte_table(self.bits, self._code_value, self.dtype, packed.device)
+            return table[packed.long()].view(-1)[:numel]
+        return self._code_value(unpack_bits(packed, self.bits, numel)).to(self.dtype)
+
+    def _code_value(self, codes: torch.Tensor) -> torch.Tensor:
+        levels = (codes & ((1 << self.level_bits) - 1)).float()
+        return torch.where(codes >> self.level_bits == 1, -levels, levels)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generators": self.generators.state_dict()}

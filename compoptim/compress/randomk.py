@@ -15,6 +15,25 @@ from compoptim.compress.wire import PayloadBuffer, WireFormat
 _CACHED_DRAWS = 4
 
 
+def sample_without_replacement(n: int, k: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """k distinct indices of 0..n-1, uniformly over k-subsets, sorted ascending.
+
+    For k well below n: draw indices with replacement and keep the first k distinct ones
+    in draw order (sequential sampling that skips repeats is uniform over subsets), in
+    O(k log k) instead of the O(n) of a full permutation.
+    """
+    if 8 * k > n:
+        return torch.randperm(n, generator=generator, device=device)[:k].sort().values
+    while True:
+        m = k + 2 * k * k // n + 64  # about twice the expected number of repeats, plus a margin
+        draws = torch.randint(0, n, (m,), generator=generator, device=device)
+        values, inverse = torch.unique(draws, return_inverse=True)
+        if values.numel() >= k:
+            first = torch.full((values.numel(),), m, dtype=torch.int64, device=device)
+            first.scatter_reduce_(0, inverse, torch.arange(m, device=device), reduce="amin")
+            return values[first.argsort()[:k]].sort().values
+
+
 class RandomK(Compressor):
     """C(x) = (d/k) * x restricted to k uniformly random coordinates (without replacement).
 
@@ -56,7 +75,7 @@ class RandomK(Compressor):
         if idx is None:
             gen = torch.Generator(device=device)
             gen.manual_seed(derived_seed(self.ctx.seed, 0x52414E44, draw))
-            idx = torch.randperm(numel, generator=gen, device=device)[: self._keep(numel)].sort().values
+            idx = sample_without_replacement(numel, self._keep(numel), gen, device)
             if len(self._indices) >= _CACHED_DRAWS:
                 self._indices.pop(next(iter(self._indices)))
             self._indices[key] = idx

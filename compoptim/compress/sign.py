@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from compoptim.compress.base import Compressor
-from compoptim.compress.packing import pack_bits, packed_nbytes, unpack_bits
+from compoptim.compress.packing import byte_table, pack_bits, packed_nbytes
 from compoptim.compress.wire import PayloadBuffer, WireFormat
 
 
@@ -42,8 +42,20 @@ class ScaledSign(Compressor):
         fields["bits"].copy_(pack_bits((x < 0).to(torch.uint8), 1))
         return payload
 
-    def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
+    def _signs(self, payload: torch.Tensor, numel: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(+1/-1 per entry, the scale): one table gather per packed byte."""
         fields = self._wire(numel).views(payload)
-        negative = unpack_bits(fields["bits"], 1, numel)
-        # +scale for bit 0, -scale for bit 1
-        return (1.0 - 2.0 * negative.to(self.dtype)).mul_(fields["scale"].to(self.dtype))
+        table = byte_table(1, _sign_of_bit, self.dtype, payload.device)
+        return table[fields["bits"].long()].view(-1)[:numel], fields["scale"].to(self.dtype)
+
+    def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
+        signs, scale = self._signs(payload, numel)
+        return signs.mul_(scale)
+
+    def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
+        signs, scale = self._signs(payload, out.numel())
+        out.addcmul_(signs, scale, value=weight)
+
+
+def _sign_of_bit(bits: torch.Tensor) -> torch.Tensor:
+    return 1.0 - 2.0 * bits.float()  # bit 0: +1, bit 1: -1

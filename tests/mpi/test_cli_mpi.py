@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.mpi
 
 TIMEOUT = 180
 FAST = ["trainer.epochs=1", "model=mlp", "model.hidden=[32]"]
+NUMEL_MLP32 = 784 * 32 + 32 + 32 * 10 + 10
 
 
 def launch(np_: int | None, args: list[str], cwd: Path,
@@ -207,3 +209,20 @@ def test_local_backend_under_mpirun_is_refused(tmp_path):
     result = launch(2, [*FAST, "backend=local"], tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("backend=local runs all nodes in one process; start it without mpirun") == 1
+
+
+@pytest.mark.parametrize("compressor, payload", [
+    ("sign", 4 + math.ceil(NUMEL_MLP32 / 8)),  # 3186 bytes: rows of the receive buffer must stay aligned
+    ("qsgd", 4 * math.ceil(NUMEL_MLP32 / 512) + math.ceil(NUMEL_MLP32 * 4 / 8)),
+    ("topk", math.ceil(0.01 * NUMEL_MLP32) * 6),
+    ("randomk", 8 + 4 * math.ceil(0.01 * NUMEL_MLP32)),
+])
+def test_compressed_gossip_under_mpi_counts_the_wire_bytes(tmp_path, compressor, payload):
+    args = [*FAST, f"compressor={compressor}", "trainer.threads=1"]
+    mpi = launch(3, [*args, "hydra.run.dir=mpi"], tmp_path)
+    assert mpi.returncode == 0, mpi.stderr
+    summary = json.loads((tmp_path / "mpi" / "summary.json").read_text())
+    assert summary["bytes_sent_per_node"] == summary["steps"] * 2 * payload
+    local = launch(None, [*args, "backend=local", "backend.nodes=3", "hydra.run.dir=local"], tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert _metrics_without_times(tmp_path / "mpi") == _metrics_without_times(tmp_path / "local")
