@@ -20,7 +20,8 @@ def build_from_registry(group: str, registry: Mapping[str, Callable[..., Any]], 
     if name not in registry:
         raise UserError(f"unknown {group} '{name}'; available: {', '.join(sorted(registry))}")
     factory = registry[name]
-    allowed = _settings_of(factory, skip=len(args))
+    # A factory may list its settings explicitly (``factory.settings``) instead of by signature.
+    allowed = list(getattr(factory, "settings", None) or _settings_of(factory, skip=len(args)))
     unknown = sorted(set(settings) - set(allowed))
     if unknown:
         raise UserError(f"{group}={name} has no setting '{unknown[0]}'; allowed: {', '.join(allowed) or 'none'}")

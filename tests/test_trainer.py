@@ -68,7 +68,7 @@ def test_irregular_graph_bytes_per_node_mean_and_max(tmp_path):
 
 
 def test_compressed_gossip_counts_the_payload_bytes_and_the_error(tmp_path):
-    summaries = train(tmp_path, 3, "trainer.epochs=1", "compressor=topk", "compressor.ratio=0.1")
+    summaries = train(tmp_path, 3, "trainer.epochs=1", "optimizer=sgd", "compressor=topk", "compressor.ratio=0.1")
     numel = 784 * 32 + 32 + 32 * 10 + 10
     k = math.ceil(0.1 * numel)
     payload = k * (4 + 2)  # fp32 values + uint16 indices (numel < 65536)
@@ -113,6 +113,6 @@ def test_bad_values_fail_at_build_with_the_key(tmp_path, override, message):
 
 
 def test_topk_and_sign_send_5x_and_25x_fewer_bytes_than_none(tmp_path):
-    sent = {c: train(tmp_path / c, 4, "trainer.epochs=1", f"compressor={c}")[0]["bytes_sent_per_node"]
+    sent = {c: train(tmp_path / c, 4, "trainer.epochs=1", "optimizer=sgd", f"compressor={c}")[0]["bytes_sent_per_node"]
             for c in ("none", "topk", "sign")}
     assert sent["none"] / sent["topk"] >= 5 and sent["none"] / sent["sign"] >= 25

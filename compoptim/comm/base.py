@@ -77,9 +77,11 @@ class Communicator(ABC):
         return taken
 
     def neighbor_mix(
-        self, payload: torch.Tensor, compressor: Compressor, out: torch.Tensor, step: int = 0
+        self, payload: torch.Tensor, compressor: Compressor, out: torch.Tensor, step: int = 0,
+        accumulate: bool = False,
     ) -> torch.Tensor:
-        """out <- w_ii * decode(payload) + sum_j w_ij * decode(payload_j) over this round's neighbours.
+        """out <- w_ii * decode(payload) + sum_j w_ij * decode(payload_j) over this round's neighbours
+        (``accumulate``: out += the same sum, as CHOCO's s += sum_j w_ij q_j needs).
 
         The caller must leave the memory behind ``payload`` untouched until this returns.
         """
@@ -92,19 +94,25 @@ class Communicator(ABC):
         self.bytes_received += sum(r.numel() for r in received)
         # Fixed summation order: self, then neighbours ascending (dict keeps that order).
         # mul with out= also covers out aliasing the payload (identity on x) without a copy.
-        torch.mul(compressor.decode(payload, out.numel()), self_w, out=out)
+        if accumulate:
+            compressor.decode_add(payload, out, self_w)
+        else:
+            torch.mul(compressor.decode(payload, out.numel()), self_w, out=out)
         for weight, buf in zip(nbr_w.values(), received):
             compressor.decode_add(buf, out, weight)
         self.compress_time_s += time.perf_counter() - mixing
         return out
 
-    def allreduce_(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
-        """In-place reduction of a contiguous tensor over all nodes, for metrics.
+    def allreduce_(self, tensor: torch.Tensor, op: str = "sum", training: bool = False) -> torch.Tensor:
+        """In-place reduction of a contiguous tensor over all nodes: metrics, or with
+        ``training`` the all-reduce of a centralized baseline (then counted and timed as
+        training traffic: the tensor's bytes sent, the other nodes' bytes received).
 
         Deterministic and backend-independent: each chunk is gathered and combined in rank
         order, so both backends give the same bits. Chunking bounds the gather buffer to
         about ``_GATHER_BYTES`` however large the model and n are.
         """
+        start = time.perf_counter()
         if op not in REDUCE_OPS:
             raise ValueError(f"unknown reduction '{op}'; allowed: {', '.join(REDUCE_OPS)}")
         flat = tensor.view(-1)
@@ -118,8 +126,14 @@ class Communicator(ABC):
                 combine(part, row, out=part)
         if op == "mean":
             tensor.div_(self.size)
-        self.metric_bytes_sent += flat.numel() * flat.element_size()
-        self.metric_bytes_received += (self.size - 1) * flat.numel() * flat.element_size()
+        nbytes = flat.numel() * flat.element_size()
+        if training:
+            self.bytes_sent += nbytes
+            self.bytes_received += (self.size - 1) * nbytes
+            self.wait_time_s += time.perf_counter() - start  # a collective: mostly waiting for everyone
+        else:
+            self.metric_bytes_sent += nbytes
+            self.metric_bytes_received += (self.size - 1) * nbytes
         return tensor
 
     @abstractmethod

@@ -37,6 +37,10 @@ class TrainerConfig:
     eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
     device: Device = Device.cpu
     threads: int | None = None  # torch intra-op threads per rank; None: cores / local ranks
+    lr_schedule: str = "constant"  # constant | step | cosine
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
+    lr_milestones: list[int] = field(default_factory=list)  # step: epochs after which lr *= lr_decay
+    lr_decay: float = 0.1
 
 
 @dataclass
@@ -52,11 +56,108 @@ class RunConfig:
 
 
 @dataclass
-class DSGDConfig:
-    name: str = "dsgd"
-    lr: float = 0.2
+class OptimizerBaseConfig:
+    name: str = MISSING
+    lr: float = 0.1
+
+
+@dataclass
+class CommunicationConfig(OptimizerBaseConfig):
+    """How a rule-based optimizer communicates (see compoptim/optim/composed.py)."""
+
+    comm_set: list[str] = field(default_factory=lambda: ["x"])  # x, plus the rule's moments (m, v, ...)
+    gossip: str = "auto"  # auto (exact, or choco with a compressor) | exact | choco | allreduce | local
+    gamma: float = 1.0  # CHOCO consensus step
+    gamma_y: float | None = None  # the tracker's consensus step (None: gamma)
+    order: str = "atc"  # atc: adapt then combine | cta: combine then adapt
+    period: int = 1  # gossip=local: steps between averaging
+    tracking: bool = False  # gradient tracking
+    l1: float = 0.0  # l1 regularisation, applied by its proximal step
+
+
+@dataclass
+class SGDFamilyConfig(CommunicationConfig):
+    name: str = MISSING
+    lr: float = 0.1
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+
+@dataclass
+class AdamFamilyConfig(CommunicationConfig):
+    name: str = MISSING
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+@dataclass
+class AdagradConfig(CommunicationConfig):
+    name: str = "adagrad"
+    lr: float = 0.01
+    eps: float = 1e-10
+    weight_decay: float = 0.0
+    lr_decay: float = 0.0
+    initial_accumulator_value: float = 0.0
+
+
+@dataclass
+class HeavyBallConfig(CommunicationConfig):
+    name: str = MISSING
+    lr: float = 0.02
+    beta: float = 0.9
+
+
+@dataclass
+class DamscoConfig(CommunicationConfig):
+    name: str = "damsco"
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass
+class DadamConfig(CommunicationConfig):
+    name: str = "dadam"
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999, 0.9])
+    eps: float = 1e-8
+
+
+@dataclass
+class DeepSqueezeConfig:
+    name: str = "deepsqueeze"
+    lr: float = 0.1
+    gamma: float = 0.1
     momentum: float = 0.0
     weight_decay: float = 0.0
+
+
+@dataclass
+class BEERConfig:
+    name: str = "beer"
+    lr: float = 0.1
+    gamma: float = 0.1
+
+
+@dataclass
+class DoCoMConfig:
+    name: str = "docom"
+    lr: float = 0.1
+    gamma: float = 0.2
+    beta: float = 0.1
+
+
+@dataclass
+class AdaptiveConfig:
+    name: str = MISSING
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    eps: float = 1e-6
+    gamma: float = 1.0
 
 
 @dataclass
@@ -166,7 +267,10 @@ class TorchvisionConfig:
 
 
 _SCHEMAS = {
-    "optimizer": {"dsgd": DSGDConfig},
+    "optimizer": {"sgd_family": SGDFamilyConfig, "adam_family": AdamFamilyConfig, "adagrad": AdagradConfig,
+                  "heavy_ball": HeavyBallConfig, "damsco": DamscoConfig, "dadam": DadamConfig,
+                  "deepsqueeze": DeepSqueezeConfig, "beer": BEERConfig, "docom": DoCoMConfig,
+                  "adaptive": AdaptiveConfig},
     "compressor": {"plain": CompressorConfig, "cast": CastConfig, "topk": TopKConfig,
                    "unbiased": UnbiasedCompressorConfig, "randomk": RandomKConfig, "qsgd": QSGDConfig,
                    "lowrank": LowRankConfig},

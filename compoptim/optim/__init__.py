@@ -1,8 +1,8 @@
-"""Decentralized optimizers on flat buffers."""
+"""Decentralized optimizers on flat buffers: local rules x gradient estimates x gossip schemes."""
 
 from compoptim.optim.base import DecentralizedOptimizer
-from compoptim.optim.dsgd import DSGD
+from compoptim.optim.composed import RuleOptimizer
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.registry import OPTIMIZERS, build_optimizer
 
-__all__ = ["DSGD", "OPTIMIZERS", "DecentralizedOptimizer", "FlatParameters", "build_optimizer"]
+__all__ = ["OPTIMIZERS", "DecentralizedOptimizer", "FlatParameters", "RuleOptimizer", "build_optimizer"]

@@ -1,47 +1,83 @@
-"""What every decentralized optimizer shares: the flat buffers, the network, the step count."""
+"""What every decentralized optimizer shares: the flat buffers, the network, lr, the step count."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from compoptim.comm.base import Communicator
 from compoptim.compress.base import Compressor
 from compoptim.errors import UserError
+from compoptim.optim.checks import check_range
 from compoptim.optim.flat import FlatParameters
+
+# compressors(stream) -> a fresh compressor for one communicated variable; streams keep the
+# random draws of different variables apart (0: x, 1: tracker, 2, 3...: moments).
+CompressorFactory = Callable[[int], Compressor]
+Closure = Callable[[], None]
 
 
 class DecentralizedOptimizer(ABC):
     """Owns one node's flat parameter/gradient buffers; ``step()`` updates them in place.
 
     The caller fills ``flat.grads`` (forward/backward) and then calls ``step()``, which
-    applies the local rule, gossips with the neighbours and writes the new x.
+    applies the algorithm's local rule, gossips with the neighbours and writes the new x.
+    ``lr_scale`` is set by the learning-rate schedule; the step uses ``lr * lr_scale``.
+    Algorithms that need a second gradient of the same batch at another point (STORM-type
+    estimators) call ``closure()``, which recomputes ``flat.grads`` at the current x.
     """
 
-    def __init__(self, flat: FlatParameters, comm: Communicator, compressor: Compressor) -> None:
+    def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory,
+                 lr: float) -> None:
         self.flat = flat
         self.comm = comm
-        self.compressor = compressor
+        self.compressors = compressors
+        self.lr = check_range("optimizer.lr", lr, 0.0, low_open=True)
+        self.lr_scale = 1.0
         self.t = 0
 
+    @property
+    def current_lr(self) -> float:
+        return self.lr * self.lr_scale
+
     @abstractmethod
-    def step(self) -> None:
+    def step(self, closure: Closure | None = None) -> None:
         """One iteration t -> t+1 using the gradient in ``flat.grads``."""
 
+    def parts(self) -> dict[str, Any]:
+        """The stateful pieces (rules, gossips, compressors) whose state_dicts make up ours."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
-        return {"t": self.t}
+        state: dict[str, Any] = {"t": self.t}
+        for name, part in self.parts().items():
+            state[name] = part.state_dict() if hasattr(part, "state_dict") else part.clone()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t = int(state["t"])
+        for name, part in self.parts().items():
+            if hasattr(part, "load_state_dict"):
+                part.load_state_dict(state[name])
+            else:
+                part.copy_(state[name])
 
 
-def check_range(key: str, value: float, low: float, high: float | None = None,
-                low_open: bool = False, high_open: bool = True) -> float:
-    """Raise a UserError naming ``key`` unless low <= value (< or <=) high."""
-    above = value > low if low_open else value >= low
-    below = high is None or (value < high if high_open else value <= high)
-    if above and below:
-        return float(value)
-    lower = f"> {low:g}" if low_open else f">= {low:g}"
-    upper = "" if high is None else (f" and < {high:g}" if high_open else f" and <= {high:g}")
-    raise UserError(f"{key} must be {lower}{upper}; got {value:g}")
+def is_lossless(compressor: Compressor) -> bool:
+    return compressor.name == "none"
+
+
+def require_lossless(name: str, compressor: Compressor) -> None:
+    """For algorithms defined with exact gossip only."""
+    if not is_lossless(compressor):
+        raise UserError(f"optimizer={name} gossips uncompressed models (its published form); with "
+                        f"compressor={compressor.name} use a compressed algorithm (choco_sgd, deepsqueeze, beer, "
+                        f"cdproxsgt, docom, damsco, dashco, or sgd/adam/... which switch to CHOCO gossip)")
+
+
+def soft_threshold_(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """prox of threshold*||x||_1: x <- sign(x) max(|x| - threshold, 0), in place."""
+    return x.copy_(torch.nn.functional.softshrink(x, threshold)) if threshold > 0 else x

@@ -19,10 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from compoptim.comm.base import Communicator
 from compoptim.compress import CompressContext, build_compressor
+from compoptim.compress.randomness import derived_seed
 from compoptim.data import ShardLoader, iid_partition, load_dataset
 from compoptim.errors import UserError
 from compoptim.models import build_model
 from compoptim.optim import FlatParameters, build_optimizer
+from compoptim.optim.schedules import LRSchedule
 from compoptim.train.evaluate import Evaluator
 from compoptim.train.summary import environment, final_summary
 from compoptim.train.writer import RunWriter
@@ -65,9 +67,15 @@ class Trainer:
 
         self.model = make_model()
         self.flat = FlatParameters(self.model)
-        self.compressor = build_compressor(cfg.compressor, CompressContext(
-            layout=self.flat.shapes, dtype=self.flat.params.dtype, seed=cfg.seed, rank=comm.rank))
-        self.optimizer = build_optimizer(cfg.optimizer, self.flat, comm, self.compressor)
+        build_compressor(cfg.compressor, self._compress_context(0))  # a bad setting fails here, once
+
+        def compressors(stream: int):
+            # One compressor per communicated variable, its random draws kept apart by stream.
+            return build_compressor(cfg.compressor, self._compress_context(stream))
+
+        self.optimizer = build_optimizer(cfg.optimizer, self.flat, comm, compressors)
+        self.schedule = LRSchedule(t.lr_schedule, len(self.loader), t.epochs, t.warmup_epochs,
+                                   t.lr_milestones, t.lr_decay)
         self.evaluator = Evaluator(self.model, self.flat, make_model(), data.x_test.to(device),
                                    data.y_test.to(device), comm)
         self.writer = RunWriter(run_dir) if self.is_writer else None
@@ -118,16 +126,26 @@ class Trainer:
                  f"{summary['bytes_sent_per_node'] / 1e6:.2f} MB sent per node, {summary['wall_time_s']:.1f} s")
         return summary
 
+    def _compress_context(self, stream: int) -> CompressContext:
+        seed = self.cfg.seed if stream == 0 else derived_seed(self.cfg.seed, stream)
+        return CompressContext(layout=self.flat.shapes, dtype=self.flat.params.dtype, seed=seed, rank=self.comm.rank)
+
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor | None:
         """One optimizer step on this batch; the batch's mean loss (None for an empty batch,
         whose node still takes part in the gossip with a zero gradient)."""
-        self.flat.zero_grad()
-        loss = None
-        if len(yb):
+
+        def gradient() -> torch.Tensor | None:
+            # Also the closure for estimators that need this batch's gradient at another x.
+            self.flat.zero_grad()
+            if not len(yb):
+                return None
             loss = F.cross_entropy(self.model(xb), yb)
             loss.backward()
-            loss = loss.detach()
-        self.optimizer.step()
+            return loss.detach()
+
+        loss = gradient()
+        self.optimizer.lr_scale = self.schedule.multiplier(self.optimizer.t)
+        self.optimizer.step(closure=gradient)
         return loss
 
     def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:

@@ -1,0 +1,274 @@
+"""Local update rules on flat buffers, each matching its ``torch.optim`` counterpart.
+
+A rule turns (x, g) into the step Δ with x_new = x - Δ (the learning rate included), keeps
+its own state (moments) as flat tensors, and knows nothing of the network. With one node
+and no communication, ``x - rule.step(x, g, lr)`` is exactly ``torch.optim.<Rule>.step()``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from compoptim.errors import UserError
+from compoptim.optim.checks import check_range
+
+RULES = ("sgd", "adam", "adamw", "adagrad", "amsgrad", "heavy_ball", "damsco", "dadam")
+
+
+class LocalRule(ABC):
+    """``step(x, g, lr)`` returns Δ (a reused buffer); ``t`` counts steps for bias corrections."""
+
+    #: names of the flat state tensors that may be gossiped (``optimizer.comm_set``)
+    moments: tuple[str, ...] = ()
+
+    def __init__(self, like: torch.Tensor) -> None:
+        self.delta = torch.empty_like(like)
+        self.t = 0
+
+    @abstractmethod
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+        """The update Δ for this step (x_new = x - Δ); advances the rule's state."""
+
+    def state(self, name: str) -> torch.Tensor:
+        return getattr(self, name)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"t": self.t, **{name: getattr(self, name).clone() for name in self._saved()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t = int(state["t"])
+        for name in self._saved():
+            getattr(self, name).copy_(state[name])
+
+    def _saved(self) -> tuple[str, ...]:
+        return self.moments
+
+
+class SGD(LocalRule):
+    """torch.optim.SGD: d = g + wd·x; b = μ·b + (1 - dampening)·d (b = d at the first step);
+    Δ = lr·(d + μ·b) with Nesterov, else lr·b (μ = 0: plain SGD, Δ = lr·d)."""
+
+    moments = ("m",)
+
+    def __init__(self, like: torch.Tensor, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(like)
+        _check("optimizer.momentum", momentum, 0.0, 1.0)
+        _check("optimizer.dampening", dampening, 0.0, 1.0, high_open=False)
+        _check("optimizer.weight_decay", weight_decay, 0.0)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise UserError("optimizer.nesterov needs optimizer.momentum > 0 and dampening = 0")
+        self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
+        self.m = torch.zeros_like(like)
+
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+        d = torch.add(g, x, alpha=self.weight_decay, out=self.delta) if self.weight_decay else self.delta.copy_(g)
+        if self.momentum:
+            if self.t == 0:
+                self.m.copy_(d)
+            else:
+                self.m.mul_(self.momentum).add_(d, alpha=1.0 - self.dampening)
+            if self.nesterov:
+                d.add_(self.m, alpha=self.momentum)
+            else:
+                d.copy_(self.m)
+        self.t += 1
+        return d.mul_(lr)
+
+    def _saved(self) -> tuple[str, ...]:
+        return self.moments if self.momentum else ()
+
+
+class Adam(LocalRule):
+    """torch.optim.Adam / AdamW / AMSGrad (Kingma & Ba 2015; Loshchilov & Hutter 2019;
+    Reddi et al. 2018). With g' = g + wd·x (Adam) or g' = g (AdamW):
+
+        m = β1·m + (1-β1)·g',  v = β2·v + (1-β2)·g'²,  v_max = max(v_max, v) (AMSGrad)
+        Δ = lr·(m/(1-β1^t)) / (sqrt(v or v_max)/sqrt(1-β2^t) + eps)  [+ lr·wd·x for AdamW]
+    """
+
+    moments = ("m", "v")
+
+    def __init__(self, like: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled: bool = False, amsgrad: bool = False) -> None:
+        super().__init__(like)
+        if len(betas) != 2:
+            raise UserError(f"optimizer.betas must be two numbers [beta1, beta2]; got {list(betas)}")
+        _check("optimizer.betas[0]", betas[0], 0.0, 1.0)
+        _check("optimizer.betas[1]", betas[1], 0.0, 1.0)
+        _check("optimizer.eps", eps, 0.0, low_open=True)
+        _check("optimizer.weight_decay", weight_decay, 0.0)
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps, self.weight_decay, self.decoupled, self.amsgrad = eps, weight_decay, decoupled, amsgrad
+        self.m = torch.zeros_like(like)
+        self.v = torch.zeros_like(like)
+        self.v_max = torch.zeros_like(like) if amsgrad else None
+        self._denom = torch.empty_like(like)
+
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+        self.t += 1
+        if self.weight_decay and not self.decoupled:
+            g = torch.add(g, x, alpha=self.weight_decay, out=self.delta)
+        self.m.lerp_(g, 1.0 - self.beta1)
+        self.v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+        second = self.v
+        if self.v_max is not None:
+            second = torch.maximum(self.v_max, self.v, out=self.v_max)
+        bias1 = 1.0 - self.beta1**self.t
+        bias2 = 1.0 - self.beta2**self.t
+        denom = torch.sqrt(second, out=self._denom).div_(math.sqrt(bias2)).add_(self.eps)
+        torch.div(self.m, denom, out=self.delta).mul_(lr / bias1)
+        if self.weight_decay and self.decoupled:
+            self.delta.add_(x, alpha=lr * self.weight_decay)
+        return self.delta
+
+    def _saved(self) -> tuple[str, ...]:
+        return ("m", "v", "v_max") if self.v_max is not None else ("m", "v")
+
+
+class Adagrad(LocalRule):
+    """torch.optim.Adagrad (Duchi et al. 2011): g' = g + wd·x; G = G + g'²;
+    Δ = lr/(1 + (t-1)·lr_decay) · g' / (sqrt(G) + eps), G starting at initial_accumulator_value."""
+
+    moments = ("v",)
+
+    def __init__(self, like: torch.Tensor, eps: float = 1e-10, weight_decay: float = 0.0, lr_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0) -> None:
+        super().__init__(like)
+        _check("optimizer.eps", eps, 0.0, low_open=True)
+        _check("optimizer.weight_decay", weight_decay, 0.0)
+        _check("optimizer.lr_decay", lr_decay, 0.0)
+        _check("optimizer.initial_accumulator_value", initial_accumulator_value, 0.0)
+        self.eps, self.weight_decay, self.lr_decay = eps, weight_decay, lr_decay
+        self.v = torch.full_like(like, initial_accumulator_value)
+        self._denom = torch.empty_like(like)
+
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+        self.t += 1
+        if self.weight_decay:
+            g = torch.add(g, x, alpha=self.weight_decay, out=self.delta)
+        self.v.addcmul_(g, g, value=1.0)
+        clr = lr / (1.0 + (self.t - 1) * self.lr_decay)
+        return torch.div(g, torch.sqrt(self.v, out=self._denom).add_(self.eps), out=self.delta).mul_(clr)
+
+
+class HeavyBall(LocalRule):
+    """Heavy-ball momentum as an average: m = β·m + (1-β)·d, m starting at 0; Δ = lr·m
+    (the momentum of DaSHCo, applied to the tracked gradient)."""
+
+    moments = ("m",)
+
+    def __init__(self, like: torch.Tensor, beta: float = 0.9) -> None:
+        super().__init__(like)
+        _check("optimizer.beta", beta, 0.0, 1.0)
+        self.beta = beta
+        self.m = torch.zeros_like(like)
+
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+        self.t += 1
+        self.m.lerp_(g, 1.0 - self.beta)
+        return torch.mul(self.m, lr, out=self.delta)
+
+
+class DamscoRule(LocalRule):
+    """The adaptive step of DAMSCo (AMSGrad-type, as the authors' code computes it):
+    m = β1·m + (1-β1)·g;  û = β2·û + (1-β2)·g²;  u = max(u, û);  Δ = lr·m / sqrt(u + eps)
+    (no bias correction; eps inside the square root; all moments start at 0)."""
+
+    moments = ("m", "u")
+
+    def __init__(self, like: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(like)
+        _check("optimizer.betas[0]", betas[0], 0.0, 1.0)
+        _check("optimizer.betas[1]", betas[1], 0.0, 1.0)
+        _check("optimizer.eps", eps, 0.0, low_open=True)
+        self.beta1, self.beta2, self.eps = float(betas[0]), float(betas[1]), eps
+        self.m = torch.zeros_like(like)
+        self.u = torch.zeros_like(like)
+        self.u_hat = torch.zeros_like(like)
+
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+        self.t += 1
+        self.m.lerp_(g, 1.0 - self.beta1)
+        self.u_hat.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+        torch.maximum(self.u, self.u_hat, out=self.u)
+        torch.add(self.u, self.eps, out=self.delta).sqrt_()
+        return torch.div(self.m, self.delta, out=self.delta).mul_(lr)
+
+    def _saved(self) -> tuple[str, ...]:
+        return ("m", "u", "u_hat")
+
+
+class DadamRule(LocalRule):
+    """The adaptive step of DADAM (Nazari, Tarzanagh & Michailidis 2019, "DADAM: A
+    Consensus-based Distributed Adaptive Gradient Method for Online Optimization"):
+    m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;  v̂ = β3·v̂ + (1-β3)·max(v̂, v);
+    Δ = lr·m / (sqrt(v̂) + eps), all moments starting at 0."""
+
+    moments = ("m", "v")
+
+    def __init__(self, like: torch.Tensor, betas: tuple[float, float, float] = (0.9, 0.999, 0.9),
+                 eps: float = 1e-8) -> None:
+        super().__init__(like)
+        if len(betas) != 3:
+            raise UserError(f"optimizer.betas must be three numbers [beta1, beta2, beta3] for dadam; got {list(betas)}")
+        for i, b in enumerate(betas):
+            _check(f"optimizer.betas[{i}]", b, 0.0, 1.0)
+        _check("optimizer.eps", eps, 0.0, low_open=True)
+        self.beta1, self.beta2, self.beta3 = (float(b) for b in betas)
+        self.eps = eps
+        self.m = torch.zeros_like(like)
+        self.v = torch.zeros_like(like)
+        self.v_hat = torch.zeros_like(like)
+
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+        self.t += 1
+        self.m.lerp_(g, 1.0 - self.beta1)
+        self.v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+        torch.maximum(self.v_hat, self.v, out=self.delta)
+        self.v_hat.mul_(self.beta3).add_(self.delta, alpha=1.0 - self.beta3)
+        torch.sqrt(self.v_hat, out=self.delta).add_(self.eps)
+        return torch.div(self.m, self.delta, out=self.delta).mul_(lr)
+
+    def _saved(self) -> tuple[str, ...]:
+        return ("m", "v", "v_hat")
+
+
+def build_rule(name: str, like: torch.Tensor, settings: dict[str, Any]) -> LocalRule:
+    """The rule ``name`` (sgd | adam | adamw | adagrad | amsgrad) with its own settings taken
+    from ``settings`` (keys a rule does not use must be absent)."""
+    if name == "sgd":
+        return SGD(like, **_pick(settings, "momentum", "dampening", "nesterov", "weight_decay"))
+    if name in ("adam", "adamw", "amsgrad"):
+        picked = _pick(settings, "betas", "eps", "weight_decay")
+        if "betas" in picked:
+            picked["betas"] = tuple(picked["betas"])
+        return Adam(like, decoupled=name == "adamw", amsgrad=name == "amsgrad", **picked)
+    if name == "adagrad":
+        return Adagrad(like, **_pick(settings, "eps", "weight_decay", "lr_decay", "initial_accumulator_value"))
+    if name == "heavy_ball":
+        return HeavyBall(like, **_pick(settings, "beta"))
+    if name == "dadam":
+        picked = _pick(settings, "betas", "eps")
+        if "betas" in picked:
+            picked["betas"] = tuple(picked["betas"])
+        return DadamRule(like, **picked)
+    if name == "damsco":
+        picked = _pick(settings, "betas", "eps")
+        if "betas" in picked:
+            picked["betas"] = tuple(picked["betas"])
+        return DamscoRule(like, **picked)
+    raise UserError(f"optimizer.rule must be one of {', '.join(RULES)}; got {name}")
+
+
+def _pick(settings: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: settings[k] for k in keys if k in settings}
+
+
+def _check(key: str, value: float, low: float, high: float | None = None, low_open: bool = False,
+           high_open: bool = True) -> None:
+    check_range(key, value, low, high, low_open=low_open, high_open=high_open)
