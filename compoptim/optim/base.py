@@ -10,7 +10,6 @@ import torch
 
 from compoptim.comm.base import Communicator
 from compoptim.compress.base import Compressor
-from compoptim.errors import UserError
 from compoptim.optim.checks import check_range
 from compoptim.optim.flat import FlatParameters
 
@@ -68,14 +67,6 @@ class DecentralizedOptimizer(ABC):
 
 def is_lossless(compressor: Compressor) -> bool:
     return compressor.name == "none"
-
-
-def require_lossless(name: str, compressor: Compressor) -> None:
-    """For algorithms defined with exact gossip only."""
-    if not is_lossless(compressor):
-        raise UserError(f"optimizer={name} gossips uncompressed models (its published form); with "
-                        f"compressor={compressor.name} use a compressed algorithm (choco_sgd, deepsqueeze, beer, "
-                        f"cdproxsgt, docom, damsco, dashco, or sgd/adam/... which switch to CHOCO gossip)")
 
 
 def soft_threshold_(x: torch.Tensor, threshold: float) -> torch.Tensor:

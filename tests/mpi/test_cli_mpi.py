@@ -105,16 +105,16 @@ def test_bad_value_fails_once_before_training(tmp_path):
 FAULT_SCRIPT = """
 import sys
 from mpi4py import MPI
-from compoptim.optim.dsgd import DSGD
+from compoptim.optim.composed import RuleOptimizer
 
-_step = DSGD.step
+_step = RuleOptimizer.step
 
-def step(self):
+def step(self, closure=None):
     if MPI.COMM_WORLD.Get_rank() == {rank} and self.t == 3:
         raise RuntimeError("injected failure")
-    _step(self)
+    _step(self, closure)
 
-DSGD.step = step
+RuleOptimizer.step = step
 from compoptim.cli.run import main
 main()
 """
