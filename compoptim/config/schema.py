@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 # The config groups users choose from, in the order the docs list them.
-GROUPS = ("optimizer", "compressor", "topology", "model", "dataset", "backend")
+GROUPS = ("optimizer", "compressor", "topology", "model", "dataset", "backend", "logger")
 
 
 class WeightRule(Enum):
@@ -53,6 +53,7 @@ class RunConfig:
     model: Any = MISSING
     dataset: Any = MISSING
     backend: Any = MISSING
+    logger: Any = MISSING
 
 
 @dataclass
@@ -236,6 +237,17 @@ class MPIBackendConfig:
 
 
 @dataclass
+class NoLoggerConfig:
+    name: str = "none"
+
+
+@dataclass
+class TensorBoardConfig:
+    name: str = "tensorboard"
+    dir: str = "tensorboard"  # inside the run directory
+
+
+@dataclass
 class LocalBackendConfig:
     name: str = "local"
     nodes: int = 4
@@ -279,6 +291,7 @@ _SCHEMAS = {
     "model": {"lenet5": LeNet5Config, "mlp": MLPConfig},
     "dataset": {"digits": DigitsConfig, "torchvision": TorchvisionConfig},
     "backend": {"mpi": MPIBackendConfig, "local": LocalBackendConfig},
+    "logger": {"none": NoLoggerConfig, "tensorboard": TensorBoardConfig},
 }
 
 

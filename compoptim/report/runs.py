@@ -1,14 +1,31 @@
-"""Finding run directories and loading their summaries."""
+"""Finding run directories and reading back what runs write (the report reads nothing else)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import yaml
 
-SUMMARY_COLUMNS = ["run", "status", "n_nodes", "test_acc", "test_loss", "consensus_distance",
-                   "bytes_sent_per_node", "wall_time_s"]
+# Config keys that describe the machine or the outputs, never a grouping dimension.
+_NOT_DIMENSIONS = ("hydra.", "trainer.device", "trainer.threads", "backend.")
+
+
+@dataclass
+class Run:
+    """One run directory: its flattened config, summary, metrics (None if unreadable) and
+    status: finished, failed, running (or killed: a summary that never reached the end) or
+    unreadable."""
+
+    path: Path
+    status: str
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    metrics: pd.DataFrame | None = None
+    error: str | None = None
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -20,13 +37,87 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return runs
 
 
+def load_run(path: Path) -> Run:
+    """Read one run; anything missing or corrupt becomes a status, never an exception."""
+    path = Path(path)
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+    except (OSError, ValueError) as exc:
+        return Run(path, "unreadable", error=f"summary.json: {exc.__class__.__name__}")
+    try:
+        config = flatten(yaml.safe_load((path / "config.resolved.yaml").read_text()) or {})
+    except (OSError, yaml.YAMLError):
+        config = {}
+    try:
+        metrics = pd.read_csv(path / "metrics.csv")
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        metrics = None
+    status = str(summary.get("status", "unreadable"))
+    return Run(path, status, config, summary, metrics, summary.get("error"))
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    return [load_run(p) for p in find_runs(paths)]
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}; lists become their text."""
+    if not isinstance(tree, dict):
+        return {prefix[:-1]: str(tree) if isinstance(tree, list) else tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}{key}."))
+    return out
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """Config keys whose values differ between runs: the grouping dimensions.
+
+    The seed is excluded (it is averaged over), and so is a setting that only differs
+    because its group's option differs (optimizer.betas when optimizer.name is sgd for some
+    runs and adam for others): a key under a group whose ``name`` varies is kept only if it
+    also varies among runs of the same option.
+    """
+    keys = sorted({k for r in runs for k in r.config})
+    candidates = [k for k in keys if k != "seed" and not k.startswith(_NOT_DIMENSIONS)
+                  and len({repr(r.config.get(k)) for r in runs}) > 1]
+    varying_names = {k[: -len(".name")] for k in candidates if k.endswith(".name")}
+    dimensions = []
+    for key in candidates:
+        group = key.split(".")[0]
+        if group in varying_names and key != f"{group}.name":
+            options: dict[Any, set[str]] = {}
+            for r in runs:
+                options.setdefault(r.config.get(f"{group}.name"), set()).add(repr(r.config.get(key)))
+            if all(len(values) == 1 for values in options.values()):
+                continue
+        dimensions.append(key)
+    return dimensions
+
+
+def load_summaries(runs: list[Path]) -> pd.DataFrame:
+    """One row per run with its status and final figures (the short listing)."""
+    rows = []
+    for run in map(load_run, runs):
+        s = run.summary
+        rows.append({"run": str(run.path), "status": run.status, "n_nodes": s.get("n_nodes"),
+                     "test_acc": s.get("test_acc"), "test_loss": s.get("test_loss"),
+                     "consensus_distance": s.get("consensus_distance"),
+                     "bytes_sent_per_node": s.get("bytes_sent_per_node"), "wall_time_s": s.get("wall_time_s")})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+SUMMARY_COLUMNS = ["run", "status", "n_nodes", "test_acc", "test_loss", "consensus_distance",
+                   "bytes_sent_per_node", "wall_time_s"]
+
+
 def load_topologies(runs: list[Path]) -> dict[str, dict]:
     """The distinct topologies of the runs (from topology.json), keyed by a file-name stem
     such as ``topology-ring-n8``; unreadable files are skipped."""
     found: dict[str, dict] = {}
     for run in runs:
         try:
-            spec = json.loads((run / "topology.json").read_text())
+            spec = json.loads((Path(run) / "topology.json").read_text())
         except (OSError, ValueError):
             continue
         if spec in found.values():
@@ -37,15 +128,3 @@ def load_topologies(runs: list[Path]) -> dict[str, dict]:
             k += 1
         found[f"{stem}{'' if k == 1 else f'-{k}'}"] = spec
     return found
-
-
-def load_summaries(runs: list[Path]) -> pd.DataFrame:
-    """One row per run; an unreadable summary is a row with that status, never a crash."""
-    rows = []
-    for run in runs:
-        try:
-            summary = json.loads((run / "summary.json").read_text())
-        except (OSError, ValueError) as exc:
-            summary = {"status": f"unreadable ({exc.__class__.__name__})"}
-        rows.append({"run": str(run), **{k: summary.get(k) for k in SUMMARY_COLUMNS[1:]}})
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

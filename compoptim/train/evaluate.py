@@ -26,6 +26,8 @@ class Evaluation:
     local_test_acc_min: float
     local_test_acc_max: float
     consensus_distance: float
+    node_test_acc: float  # this node's own model
+    node_distance: float  # this node's ||x_i - x_bar||^2
 
 
 class Evaluator:
@@ -67,6 +69,8 @@ class Evaluator:
             local_test_acc_min=low.item(),
             local_test_acc_max=high.item(),
             consensus_distance=sums[3].item() / n,
+            node_test_acc=local_acc,
+            node_distance=consensus.item(),
         )
 
 

@@ -26,6 +26,7 @@ from compoptim.models import build_model
 from compoptim.optim import FlatParameters, build_optimizer
 from compoptim.optim.schedules import LRSchedule
 from compoptim.train.evaluate import Evaluator
+from compoptim.train.loggers import NullLogger, build_logger
 from compoptim.train.summary import environment, final_summary
 from compoptim.train.writer import RunWriter
 
@@ -79,6 +80,10 @@ class Trainer:
         self.evaluator = Evaluator(self.model, self.flat, make_model(), data.x_test.to(device),
                                    data.y_test.to(device), comm)
         self.writer = RunWriter(run_dir) if self.is_writer else None
+        self.logger = build_logger(cfg.logger, run_dir) if self.is_writer else NullLogger()
+        # Wire bits per model entry of one message (32 uncompressed), for the report.
+        self.bits_per_element = build_compressor(cfg.compressor, self._compress_context(0)).bits_per_element(
+            self.flat.numel)
         self.num_params = self.flat.numel
         self.samples_per_epoch = len(data.y_train)
 
@@ -120,6 +125,9 @@ class Trainer:
 
         summary = final_summary(rows, topology=topo, num_params=self.num_params)
         summary.update(self._metric_traffic(), **environment(self.comm, self.device))
+        summary["compression"] = {"name": cfg.compressor.name, "bits_per_element": self.bits_per_element,
+                                  "ratio": 32.0 / self.bits_per_element}
+        self.logger.close()
         if self.writer:
             self.writer.write_summary(summary)
         self.log(f"done: test acc {summary['test_acc']:.4f} (averaged model), "
@@ -182,8 +190,11 @@ class Trainer:
             # mean over nodes and sampled steps since the last evaluation (none sampled: NaN)
             "compression_error": (error[0] / error[1]).item() if error[1] > 0 else float("nan"),
         }
+        nodes = self._node_rows(epoch, ev, compute)
         if self.writer:
             self.writer.add_metrics(row)
+            self.writer.add_node_metrics(nodes)
+            self.logger.log(row)
         if epoch > 0:
             self.log(f"epoch {epoch:>3}/{self.cfg.trainer.epochs} | train loss {train_loss:.4f} | "
                      f"test acc {ev.test_acc:.4f} (avg), {ev.local_test_acc_mean:.4f} (local mean) | "
@@ -191,6 +202,18 @@ class Trainer:
                      f"{row['wall_time_s']:.1f} s")
         return row
 
+
+    def _node_rows(self, epoch: int, ev, compute: float) -> list[dict[str, Any]]:
+        """One row per node (every node fills its own row of a table that is then summed)."""
+        c = self.comm
+        fields = ("local_test_acc", "distance_to_average", "bytes_sent", "bytes_received", "compute_time_s",
+                  "compress_time_s", "comm_time_s", "wait_time_s")
+        table = torch.zeros(c.size, len(fields), dtype=torch.float64)
+        table[c.rank] = torch.tensor([ev.node_test_acc, ev.node_distance, c.bytes_sent, c.bytes_received, compute,
+                                      c.compress_time_s, c.comm_time_s, c.wait_time_s], dtype=torch.float64)
+        c.allreduce_(table, "sum")
+        return [{"epoch": epoch, "step": self.optimizer.t, "node": r, **dict(zip(fields, table[r].tolist()))}
+                for r in range(c.size)]
 
     def _metric_traffic(self) -> dict[str, float]:
         """Evaluation/logging reduction bytes, mean over nodes (kept out of the training counts)."""

@@ -27,19 +27,29 @@ class RunWriter:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._rows: list[dict[str, Any]] = []
+        self._node_rows: list[dict[str, Any]] = []
 
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.run_dir / "config.resolved.yaml", yaml_text)
 
     def add_metrics(self, row: dict[str, Any]) -> None:
+        """One row per evaluation into metrics.csv."""
+        self._rows.append(row)
+        self._write_csv("metrics.csv", self._rows)
+
+    def add_node_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """One row per node and evaluation into metrics_nodes.csv."""
+        self._node_rows.extend(rows)
+        self._write_csv("metrics_nodes.csv", self._node_rows)
+
+    def _write_csv(self, name: str, rows: list[dict[str, Any]]) -> None:
         # The whole file is rewritten each time: evaluations are few, and a reader never
         # sees a half-written row.
-        self._rows.append(row)
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(self._rows[0]), lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self._rows)
-        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+        writer.writerows(rows)
+        atomic_write_text(self.run_dir / name, buf.getvalue())
 
     def write_json(self, name: str, obj: Any) -> None:
         atomic_write_text(self.run_dir / name, _to_json(obj))
