@@ -10,7 +10,7 @@ def test_lenet5_has_the_classic_parameter_count():
     assert sum(p.numel() for p in model.parameters()) == 61706
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"char_gpt"}))
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_every_model_maps_inputs_to_class_logits(name, shape):
     model = build_model({"name": name}, shape, 7)
@@ -18,7 +18,27 @@ def test_every_model_maps_inputs_to_class_logits(name, shape):
 
 
 def test_model_errors():
-    with pytest.raises(UserError, match=r"unknown model 'vgg'; available: lenet5, mlp"):
+    with pytest.raises(UserError, match=r"unknown model 'vgg'; available: char_gpt, lenet5, logreg, mlp"):
         build_model({"name": "vgg"}, (1, 28, 28), 10)
     with pytest.raises(UserError, match=r"model\.hidden widths must all be >= 1"):
         build_model({"name": "mlp", "hidden": [10, 0]}, (1, 28, 28), 10)
+
+
+def test_resnet20_is_fixup_sized_and_resnet18_has_batchnorm():
+    r20 = build_model({"name": "resnet20"}, (3, 32, 32), 10)
+    assert 0.26e6 < sum(p.numel() for p in r20.parameters()) < 0.28e6
+    assert not list(r20.buffers())  # no BatchNorm: nothing that gossip would miss
+    r18 = build_model({"name": "resnet18"}, (3, 32, 32), 10)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in r18.modules())
+    with pytest.raises(UserError, match=r"model\.bn_stats must be averaged or local"):
+        build_model({"name": "resnet18", "bn_stats": "global"}, (3, 32, 32), 10)
+
+
+def test_char_gpt_predicts_every_next_character():
+    model = build_model({"name": "char_gpt", "layers": 1, "width": 32, "heads": 4}, (16,), 30)
+    out = model(torch.randint(0, 30, (3, 16)))
+    assert out.shape == (3, 16, 30)
+    with pytest.raises(UserError, match="char_gpt needs character sequences"):
+        build_model({"name": "char_gpt"}, (1, 28, 28), 10)
+    with pytest.raises(UserError, match=r"must be a multiple of model\.heads"):
+        build_model({"name": "char_gpt", "width": 30, "heads": 4}, (16,), 10)

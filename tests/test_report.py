@@ -162,6 +162,7 @@ def test_report_on_real_runs(tmp_path, capsys):
                                                               torch.device("cpu"), log=lambda m: None).fit())
     main([str(tmp_path / "runs"), "--target", "0.5"])
     out = tmp_path / "runs" / "report"
+    assert (out / "partition-iid-n3.png").exists()
     table = (out / "summary.md").read_text()
     assert "optimizer=sgd" in table and "optimizer=adam" in table
     for name in FIGURES:

@@ -16,7 +16,8 @@ the output folder:
                                              time to reach it
   runs.csv                                   one row per run with its status
   <metric>_vs_<x>.png/.pdf                   curves per group (x: epoch, bytes (log), time)
-  consensus_distance_vs_epoch, final_<metric>_vs_compression, topology-<name>-n<N>
+  consensus_distance_vs_epoch, final_<metric>_vs_compression, topology-<name>-n<N>,
+  partition-<name>-n<N> (samples per class on each node)
   index.html                                 all of it on one page
 Failed and unfinished runs are listed with their status and left out of the figures.
 """
@@ -29,8 +30,9 @@ import sys
 from pathlib import Path
 
 from compoptim.report import draw_topology, find_runs, load_run, load_summaries, load_topologies, varying_keys
-from compoptim.report.figures import X_AXES, curve, final_vs_compression
+from compoptim.report.figures import X_AXES, curve, final_vs_compression, label_histogram
 from compoptim.report.html import write_index
+from compoptim.report.runs import load_partitions
 from compoptim.report.tables import evaluations, summary_table, to_markdown
 
 FORMATS = ("png", "pdf")
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                                     args.format)
     for stem, spec in load_topologies([r.path for r in runs]).items():
         figures.append(draw_topology(spec, out / f"{stem}.png"))
+    for stem, spec in load_partitions([r.path for r in runs]).items():
+        figures += label_histogram(spec, out / stem, ["png"])
     notes = [f"{len(runs)} runs, grouped by: {', '.join(group_keys) or 'nothing (one group)'}; seeds averaged",
              *[f"{r.path}: {r.status}{f' ({r.error})' if r.error else ''}" for r in runs if r.status != "finished"]]
     index = write_index(out, f"compoptim report: {', '.join(map(str, args.paths))}", table, listing, figures, notes)

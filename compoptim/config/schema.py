@@ -265,17 +265,73 @@ class MLPConfig:
 
 
 @dataclass
-class DigitsConfig:
+class PartitionConfig:
+    partition: str = "iid"  # iid | label | dirichlet | shards
+    classes_per_node: int | None = None  # label: classes per node (None: ceil(classes / n))
+    alpha: float = 0.5  # dirichlet concentration
+    shards_per_node: int = 2  # shards
+
+
+@dataclass
+class DigitsConfig(PartitionConfig):
     name: str = "digits"
     test_fraction: float = 0.2
     split_seed: int = 0  # fixed train/test split, independent of the run's seed
 
 
 @dataclass
-class TorchvisionConfig:
+class TorchvisionConfig(PartitionConfig):
     name: str = MISSING
     root: str = "data"
     download: bool = False
+
+
+@dataclass
+class CIFARConfig(TorchvisionConfig):
+    augment: bool = True  # random crop (4-pixel padding) + horizontal flip, batched on the device
+
+
+@dataclass
+class ShakespeareConfig(PartitionConfig):
+    name: str = "shakespeare"
+    path: str = "data/shakespeare/input.txt"
+    context: int = 64
+    test_fraction: float = 0.1
+    stride: int | None = None
+
+
+@dataclass
+class SyntheticConfig(PartitionConfig):
+    name: str = "synthetic"
+    problem: str = "classification"  # classification | least_squares
+    features: int = 20
+    classes: int = 5
+    samples: int = 4000
+    groups: int = 16
+    heterogeneity: float = 1.0
+    noise: float = 0.1
+    seed: int = 0
+    image_shape: list[int] | None = None  # e.g. [3, 32, 32]: CIFAR-shaped inputs
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+
+
+@dataclass
+class ResNet18Config:
+    name: str = "resnet18"
+    bn_stats: str = "averaged"  # averaged | local
+
+
+@dataclass
+class CharGPTConfig:
+    name: str = "char_gpt"
+    layers: int = 2
+    heads: int = 4
+    width: int = 128
+    dropout: float = 0.0
 
 
 _SCHEMAS = {
@@ -288,8 +344,10 @@ _SCHEMAS = {
                    "lowrank": LowRankConfig},
     "topology": {"graph": GraphConfig, "torus": TorusConfig, "erdos_renyi": ErdosRenyiConfig,
                  "edges": EdgeListConfig, "none": NoGraphConfig},
-    "model": {"lenet5": LeNet5Config, "mlp": MLPConfig},
-    "dataset": {"digits": DigitsConfig, "torchvision": TorchvisionConfig},
+    "model": {"lenet5": LeNet5Config, "mlp": MLPConfig, "plain": ModelConfig, "resnet18": ResNet18Config,
+              "char_gpt": CharGPTConfig},
+    "dataset": {"digits": DigitsConfig, "torchvision": TorchvisionConfig, "cifar10": CIFARConfig,
+                "shakespeare": ShakespeareConfig, "synthetic": SyntheticConfig},
     "backend": {"mpi": MPIBackendConfig, "local": LocalBackendConfig},
     "logger": {"none": NoLoggerConfig, "tensorboard": TensorBoardConfig},
 }

@@ -3,6 +3,7 @@
 from compoptim.data.base import Dataset
 from compoptim.data.datasets import DATASETS, load_dataset
 from compoptim.data.loader import ShardLoader
-from compoptim.data.partition import iid_partition
+from compoptim.data.partition import PARTITIONS, iid_partition, label_histogram, partition
 
-__all__ = ["DATASETS", "Dataset", "ShardLoader", "iid_partition", "load_dataset"]
+__all__ = ["DATASETS", "PARTITIONS", "Dataset", "ShardLoader", "iid_partition", "label_histogram", "load_dataset",
+           "partition"]

@@ -6,10 +6,20 @@ from dataclasses import dataclass
 
 import torch
 
+TASKS = ("classification", "regression", "language")
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """Normalized inputs and integer labels, split into train and test."""
+    """Inputs and targets, split into train and test, held whole as tensors.
+
+    ``task``: classification (integer labels, cross-entropy, accuracy), regression (float
+    targets, mean squared error; accuracy is not defined) or language (a sequence of
+    character ids per sample, next-character cross-entropy and accuracy). ``strata``: what
+    non-iid partitions split by, one integer per training sample (the labels, or for the
+    synthetic problems the group whose local optimum generated the sample); for language,
+    the last target character.
+    """
 
     name: str
     x_train: torch.Tensor
@@ -17,6 +27,14 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    task: str = "classification"
+    strata: torch.Tensor | None = None
+
+    @property
+    def partition_labels(self) -> torch.Tensor:
+        if self.strata is not None:
+            return self.strata
+        return self.y_train[:, -1] if self.task == "language" else self.y_train
 
     @property
     def input_shape(self) -> tuple[int, ...]:

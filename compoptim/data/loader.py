@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -19,7 +19,8 @@ class ShardLoader:
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, shard: np.ndarray, batch_size: int,
-                 largest_shard: int, seed: int, device: torch.device) -> None:
+                 largest_shard: int, seed: int, device: torch.device,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
         index = torch.from_numpy(shard)
         self.x = x[index].to(device)
         self.y = y[index].to(device)
@@ -27,6 +28,7 @@ class ShardLoader:
         self.steps_per_epoch = max(1, math.ceil(largest_shard / batch_size))
         self.generator = torch.Generator().manual_seed(seed)
         self.device = device
+        self.augment = augment  # batched tensor ops on the device (e.g. random crop + flip)
 
     def __len__(self) -> int:
         return self.steps_per_epoch
@@ -35,4 +37,5 @@ class ShardLoader:
         order = torch.randperm(len(self.y), generator=self.generator).to(self.device)
         for step in range(self.steps_per_epoch):
             idx = order[step * self.batch_size : (step + 1) * self.batch_size]
-            yield self.x[idx], self.y[idx]
+            xb = self.x[idx]
+            yield (self.augment(xb, self.generator) if self.augment and len(idx) else xb), self.y[idx]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compoptim.errors import UserError
+
 
 class LeNet5(nn.Module):
     """conv5(6) -> pool -> conv5(16) -> pool -> 120 -> 84 -> classes, ReLU activations.
@@ -16,7 +18,7 @@ class LeNet5(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise ValueError(f"lenet5 needs image inputs (C, H, W); got shape {input_shape}")
+            raise UserError(f"lenet5 needs image inputs (C, H, W); got shape {input_shape}")
         channels, height, width = input_shape
         self.features = nn.Sequential(
             nn.Conv2d(channels, 6, kernel_size=5, padding=2),

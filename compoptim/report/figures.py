@@ -83,6 +83,24 @@ def final_vs_compression(runs: Sequence[Run], group_keys: Sequence[str], metric:
     return _save(fig, path_stem, formats)
 
 
+def label_histogram(spec: dict, path_stem: Path, formats: Sequence[str]) -> list[Path]:
+    """Stacked bars: per node, how many training samples of each class (or group) it holds."""
+    counts = np.array(spec["label_histogram"])
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(counts) + 2), 3.6))
+    bottom = np.zeros(len(counts))
+    colours = plt.get_cmap("tab20")
+    for cls in range(counts.shape[1]):
+        ax.bar(range(len(counts)), counts[:, cls], bottom=bottom, color=colours(cls % 20), label=str(cls))
+        bottom += counts[:, cls]
+    ax.set_xlabel("node")
+    ax.set_ylabel("training samples")
+    ax.set_xticks(range(len(counts)))
+    ax.set_title(f"partition={spec['partition']}: samples per class on each node", fontsize=9)
+    if counts.shape[1] <= 20:
+        ax.legend(title="class", fontsize=6, title_fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return _save(fig, path_stem, formats)
+
+
 def _axis_name(column: str) -> str:
     return next((name for name, (col, _, _) in X_AXES.items() if col == column), column)
 

@@ -128,3 +128,22 @@ def load_topologies(runs: list[Path]) -> dict[str, dict]:
             k += 1
         found[f"{stem}{'' if k == 1 else f'-{k}'}"] = spec
     return found
+
+
+def load_partitions(runs: list[Path]) -> dict[str, dict]:
+    """The distinct per-node label histograms of the runs (from partition.json), keyed by a
+    file-name stem such as ``partition-label-n5``."""
+    found: dict[str, dict] = {}
+    for run in runs:
+        try:
+            spec = json.loads((Path(run) / "partition.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if spec in found.values():
+            continue
+        stem = f"partition-{spec['partition']}-n{len(spec['label_histogram'])}"
+        k = 1
+        while f"{stem}{'' if k == 1 else f'-{k}'}" in found:
+            k += 1
+        found[f"{stem}{'' if k == 1 else f'-{k}'}"] = spec
+    return found

@@ -30,10 +30,28 @@ class Evaluation:
     node_distance: float  # this node's ||x_i - x_bar||^2
 
 
+def task_loss(task: str, output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy (classification; per character for language) or squared error (regression)."""
+    if task == "regression":
+        return F.mse_loss(output.squeeze(-1), target, reduction=reduction)
+    return F.cross_entropy(output.flatten(0, -2), target.flatten(), reduction=reduction)
+
+
 class Evaluator:
+    """Scores the averaged model and this node's model on the test set.
+
+    Buffers (BatchNorm running statistics) are not parameters, so gossip never mixes them:
+    the averaged model gets the nodes' average buffers, and with ``average_buffers_into_local``
+    every node's own buffers are set to that average too (``model.bn_stats=averaged``).
+    """
+
     def __init__(self, model: nn.Module, flat: FlatParameters, averaged_model: nn.Module,
-                 x_test: torch.Tensor, y_test: torch.Tensor, comm: Communicator) -> None:
-        self.model, self.flat, self.comm = model, flat, comm
+                 x_test: torch.Tensor, y_test: torch.Tensor, comm: Communicator, task: str = "classification",
+                 average_buffers_into_local: bool = True) -> None:
+        self.model, self.flat, self.comm, self.task = model, flat, comm, task
+        self.average_buffers_into_local = average_buffers_into_local
+        self.buffers = [b for b in model.buffers() if b.is_floating_point()]
+        self.averaged_buffers = [b for b in averaged_model.buffers() if b.is_floating_point()]
         self.averaged_model = averaged_model
         self.averaged = FlatParameters(averaged_model, grads=False)
         self.x_test, self.y_test = x_test, y_test
@@ -47,12 +65,23 @@ class Evaluator:
         x_bar = self.averaged.params
         x_bar.copy_(self.flat.params)
         self.comm.allreduce_(x_bar, "mean")
+        if self.buffers:
+            mean = torch.cat([b.reshape(-1) for b in self.buffers]).to(torch.float64)
+            self.comm.allreduce_(mean, "mean")
+            groups = [self.averaged_buffers] + ([self.buffers] if self.average_buffers_into_local else [])
+            for group in groups:
+                offset = 0
+                for b in group:
+                    b.copy_(mean[offset : offset + b.numel()].view_as(b))
+                    offset += b.numel()
         dev = self.flat.params.device
         consensus = torch.sum((self.flat.params - x_bar) ** 2).to(torch.float64).reshape(1)
 
-        avg_loss, avg_correct = _score(self.averaged_model, self.x_test[self.slice], self.y_test[self.slice])
-        _, local_correct = _score(self.model, self.x_test, self.y_test)
-        local_acc = local_correct / len(self.y_test)
+        avg_loss, avg_correct = _score(self.averaged_model, self.x_test[self.slice], self.y_test[self.slice],
+                                       self.task)
+        _, local_correct = _score(self.model, self.x_test, self.y_test, self.task)
+        per_sample = self.y_test[0].numel()  # characters per sequence for language
+        local_acc = local_correct / (len(self.y_test) * per_sample)
 
         sums = torch.tensor([avg_loss, avg_correct, local_acc], dtype=torch.float64, device=dev)
         sums = torch.cat([sums, consensus])
@@ -61,7 +90,7 @@ class Evaluator:
         high = low.clone()
         self.comm.allreduce_(low, "min")
         self.comm.allreduce_(high, "max")
-        n_test, n = len(self.y_test), self.comm.size
+        n_test, n = len(self.y_test) * per_sample, self.comm.size
         return Evaluation(
             test_loss=sums[0].item() / n_test,
             test_acc=sums[1].item() / n_test,
@@ -74,15 +103,15 @@ class Evaluator:
         )
 
 
-def _score(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(sum of cross-entropy losses, number correct) over x, y in chunks."""
+def _score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str) -> tuple[float, float]:
+    """(sum of losses, number correct) over x, y in chunks; a regression has no accuracy (NaN)."""
     was_training = model.training
     model.eval()
     loss, correct = 0.0, 0.0
     for start in range(0, len(y), _EVAL_BATCH):
-        logits = model(x[start : start + _EVAL_BATCH])
+        output = model(x[start : start + _EVAL_BATCH])
         target = y[start : start + _EVAL_BATCH]
-        loss += F.cross_entropy(logits, target, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == target).sum().item()
+        loss += task_loss(task, output, target, reduction="sum").item()
+        correct += float("nan") if task == "regression" else (output.argmax(dim=-1) == target).sum().item()
     model.train(was_training)
     return loss, correct

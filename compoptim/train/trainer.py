@@ -14,18 +14,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from compoptim.comm.base import Communicator
 from compoptim.compress import CompressContext, build_compressor
 from compoptim.compress.randomness import derived_seed
-from compoptim.data import ShardLoader, iid_partition, load_dataset
+from compoptim.data import ShardLoader, label_histogram, load_dataset, partition
+from compoptim.data.cifar10 import random_crop_flip
 from compoptim.errors import UserError
 from compoptim.models import build_model
 from compoptim.optim import FlatParameters, build_optimizer
 from compoptim.optim.schedules import LRSchedule
-from compoptim.train.evaluate import Evaluator
+from compoptim.train.evaluate import Evaluator, task_loss
 from compoptim.train.loggers import NullLogger, build_logger
 from compoptim.train.summary import environment, final_summary
 from compoptim.train.writer import RunWriter
@@ -53,11 +53,18 @@ class Trainer:
         data = load_dataset(cfg.dataset)
         if comm.size > len(data.y_train):
             raise UserError(f"{comm.size} nodes but dataset={data.name} has only {len(data.y_train)} training samples")
-        shards = iid_partition(len(data.y_train), comm.size, seed=cfg.seed)
+        d = cfg.dataset
+        strata = data.partition_labels.numpy()
+        shards = partition(d.get("partition", "iid"), strata, comm.size, seed=cfg.seed,
+                           classes_per_node=d.get("classes_per_node"), alpha=d.get("alpha", 0.5),
+                           shards_per_node=d.get("shards_per_node", 2))
+        self.label_histogram = label_histogram(strata, shards, int(strata.max()) + 1)
+        self.task = data.task
         self.loader = ShardLoader(
             data.x_train, data.y_train, shards[comm.rank], t.batch_size,
             largest_shard=max(len(s) for s in shards),
             seed=_node_seed(cfg.seed, comm.rank), device=device,
+            augment=random_crop_flip if d.get("augment", False) else None,
         )
 
         def make_model() -> torch.nn.Module:
@@ -78,7 +85,8 @@ class Trainer:
         self.schedule = LRSchedule(t.lr_schedule, len(self.loader), t.epochs, t.warmup_epochs,
                                    t.lr_milestones, t.lr_decay)
         self.evaluator = Evaluator(self.model, self.flat, make_model(), data.x_test.to(device),
-                                   data.y_test.to(device), comm)
+                                   data.y_test.to(device), comm, task=data.task,
+                                   average_buffers_into_local=cfg.model.get("bn_stats", "averaged") == "averaged")
         self.writer = RunWriter(run_dir) if self.is_writer else None
         self.logger = build_logger(cfg.logger, run_dir) if self.is_writer else NullLogger()
         # Wire bits per model entry of one message (32 uncompressed), for the report.
@@ -99,6 +107,8 @@ class Trainer:
         if self.writer:
             self.writer.write_config(OmegaConf.to_yaml(cfg, resolve=True))
             self.writer.write_json("topology.json", self.comm.topology.to_json())
+            self.writer.write_json("partition.json", {"partition": str(cfg.dataset.get("partition", "iid")),
+                                                      "label_histogram": self.label_histogram})
             self.writer.write_summary({"status": "running", **environment(self.comm, self.device)})
 
         rows = [self._evaluate(epoch=0, train_loss=float("nan"), start=start, train_time=0.0)]
@@ -147,7 +157,7 @@ class Trainer:
             self.flat.zero_grad()
             if not len(yb):
                 return None
-            loss = F.cross_entropy(self.model(xb), yb)
+            loss = task_loss(self.task, self.model(xb), yb)
             loss.backward()
             return loss.detach()
 
