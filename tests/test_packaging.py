@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_pyproject_lists_every_subpackage():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {"compoptim"} | {f"compoptim.{p.parent.name}" for p in (ROOT / "compoptim").glob("*/__init__.py")}
-    assert listed == on_disk | {"compoptim.conf"}
+    plugins = {f"hydra_plugins.{p.parent.name}" for p in (ROOT / "hydra_plugins").glob("*/__init__.py")}
+    assert listed == on_disk | {"compoptim.conf"} | plugins
 
 
 def test_wheel_contains_the_conf_tree(tmp_path):

@@ -20,6 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
+from compoptim.cli.plugins import register_plugins
 from compoptim.config import GROUPS, register_schemas
 
 CONFIG_MODULE = "compoptim.conf"
@@ -58,6 +59,7 @@ def check_command_line(overrides: list[str], multirun: bool) -> tuple[str | None
         choices.append([override.input_line] if override.is_delete() else [f"{key}={v}" for v in values])
 
     register_schemas()
+    register_plugins()
     output_dir = None
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         for combo in itertools.islice(itertools.product(*choices), _MAX_SWEEP_CHECKS):

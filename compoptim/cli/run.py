@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from compoptim.cli.help import help_text
 from compoptim.cli.local_run import run_local_job
+from compoptim.cli.plugins import register_plugins
 from compoptim.cli.precheck import check_command_line, prepare_output_dir
 from compoptim.cli.world import (
     AgreedExit,
@@ -86,6 +87,7 @@ def _main(world: MPI.Comm) -> None:
     stamp = choose_run_stamp(world, root)
     OmegaConf.register_new_resolver("run_stamp", lambda: stamp, replace=True)
     register_schemas()
+    register_plugins()
     if args.hydra_help or args.info or args.shell_completion or args.cfg:
         if rank == 0:
             release_stamp(root, stamp)  # Hydra only prints here; no run directory
@@ -102,7 +104,10 @@ def _main(world: MPI.Comm) -> None:
             if rank == 0:
                 print(f"compoptim-run: error: {message}", file=sys.stderr)
             raise AgreedExit(2)
-    sys.argv = [sys.argv[0], *argv, *(_WORKER_OVERRIDES if rank else [])]
+    # Under mpirun, a sweep's shared files come from rank 0 only (unless another sweeper is chosen).
+    sweeper = ["hydra/sweeper=rank_zero"] if args.multirun and world.Get_size() > 1 and not any(
+        a.startswith("hydra/sweeper=") for a in argv) else []
+    sys.argv = [sys.argv[0], *argv, *sweeper, *(_WORKER_OVERRIDES if rank else [])]
     _hydra_entry()
 
 

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 # The config groups users choose from, in the order the docs list them.
 GROUPS = ("optimizer", "compressor", "topology", "model", "dataset", "backend", "logger")
@@ -46,6 +46,8 @@ class TrainerConfig:
 @dataclass
 class RunConfig:
     seed: int = 0
+    nodes: int | None = None  # the number of nodes this configuration is meant for (checked); None: any
+    experiment: Any = None  # free-form settings of an experiment preset (conf/experiment/)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optimizer: Any = MISSING
     compressor: Any = MISSING
@@ -354,6 +356,9 @@ _SCHEMAS = {
 
 
 def register_schemas() -> None:
+    # ${mul:a,b}: experiment presets scale epochs with the local steps (lodadac: 250 * K).
+    if not OmegaConf.has_resolver("mul"):
+        OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     for group, schemas in _SCHEMAS.items():

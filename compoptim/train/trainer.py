@@ -48,7 +48,7 @@ class Trainer:
         self.is_writer = comm.rank == 0
         self.log = log if self.is_writer else (lambda _msg: None)
         t = cfg.trainer
-        _check_settings(cfg)
+        _check_settings(cfg, comm.size)
 
         data = load_dataset(cfg.dataset)
         if comm.size > len(data.y_train):
@@ -232,12 +232,16 @@ class Trainer:
         return {"metric_bytes_sent_per_node": traffic[0].item(), "metric_bytes_received_per_node": traffic[1].item()}
 
 
-def _check_settings(cfg: DictConfig) -> None:
+def _check_settings(cfg: DictConfig, size: int | None = None) -> None:
     for key in ("epochs", "batch_size", "eval_every"):
         if cfg.trainer[key] < 1:
             raise UserError(f"trainer.{key} must be >= 1; got {cfg.trainer[key]}")
     if cfg.seed < 0:
         raise UserError(f"seed must be >= 0; got {cfg.seed}")
+    expected = cfg.get("nodes")
+    if expected is not None and size is not None and expected != size:
+        raise UserError(f"this configuration is meant for nodes={expected} (mpirun -np {expected}, or backend=local "
+                        f"backend.nodes={expected}); got {size} nodes: change the launch or set nodes=null")
 
 
 def _node_seed(seed: int, rank: int) -> int:
