@@ -67,7 +67,7 @@ def test_every_optimizer_option_is_a_registered_algorithm():
          "period, tracking, l1, momentum, dampening, nesterov, weight_decay"),
         (["+optimizer.foo=1"], "unknown config key 'optimizer.foo'; allowed keys here: name, lr,"),
         (["+trainer.bogus=1"], "unknown config key 'trainer.bogus'; allowed keys here: epochs,"),
-        (["+bogus=1"], "unknown config key 'bogus'; allowed keys here: seed, nodes, experiment, trainer,"),
+        (["+bogus=1"], "unknown config key 'bogus'; allowed keys here: seed, nodes, resume, experiment, trainer,"),
         (["~seed"], "config key 'seed' is required and cannot be removed"),
         (["hydra.foo=1"], "unknown config key 'hydra.foo'"),
         (["hydra.job.chdir=maybe"], "bad value for hydra.job.chdir"),

@@ -50,6 +50,8 @@ from compoptim.data import load_dataset
 from compoptim.errors import UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
+from compoptim.train.checkpoint import config_hash
+from compoptim.train.signals import STOP_SIGNALS, Diverged, Preempted
 from compoptim.train.writer import mark_failed
 
 log = logging.getLogger("compoptim")
@@ -123,7 +125,9 @@ def run_job(cfg: DictConfig, world: MPI.Comm) -> float:
         return run_local_job(cfg, run_dir)
     local = node_local(world)
     trainer, error = None, None
+    STOP_SIGNALS.install()
     try:
+        _agree_on_config(world, cfg)
         if cfg.backend.name == "local":
             raise UserError(f"backend=local runs all nodes in one process; start it without mpirun "
                             f"(got {world.Get_size()} MPI ranks), or use backend=mpi")
@@ -131,7 +135,7 @@ def run_job(cfg: DictConfig, world: MPI.Comm) -> float:
         _fetch_dataset_once_per_machine(cfg, local)
         device = resolve_device(str(getattr(cfg.trainer.device, "value", cfg.trainer.device)), local.Get_rank())
         comm = MPICommunicator(world, build_topology(cfg.topology, world.Get_size()),
-                               cuda_aware=cfg.backend.cuda_aware)
+                               cuda_aware=cfg.backend.cuda_aware, timeout_s=cfg.backend.get("timeout_s"))
         trainer = Trainer(cfg, comm, run_dir, device, log=log.info)
     except Exception as exc:  # noqa: BLE001 - reported below, once, after all ranks agree
         error = exc
@@ -141,11 +145,28 @@ def run_job(cfg: DictConfig, world: MPI.Comm) -> float:
 
     try:
         summary = trainer.fit()
+    except Preempted as exc:
+        # Every rank stops at the same epoch (agreed in the epoch's reduction): no abort needed.
+        if world.Get_rank() == 0:
+            mark_failed(run_dir, exc, status="preempted")
+            print(f"compoptim-run: {exc}", file=sys.stderr, flush=True)
+        raise AgreedExit(3) from None
     except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt must abort the job too
         # The failing rank records the failure itself: rank 0 may be killed by the abort.
-        mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None)
+        mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None,
+                    status="diverged" if isinstance(exc, Diverged) else "failed")
         fail(world, exc)
     return summary["test_acc"]
+
+
+def _agree_on_config(world: MPI.Comm, cfg: DictConfig) -> None:
+    """All ranks must run the same configuration (a rank launched with other arguments, or
+    another code version, would silently train something else)."""
+    hashes = world.allgather(config_hash(cfg))
+    differing = [r for r, h in enumerate(hashes) if h != hashes[0]]
+    if differing:
+        raise UserError(f"ranks {', '.join(map(str, differing))} have a different configuration than rank 0; "
+                        f"start every rank with the same command line and the same compoptim")
 
 
 def _threads(cfg: DictConfig, ranks_on_machine: int) -> int:

@@ -50,7 +50,7 @@ class Communicator(ABC):
         self.compress_time_s = 0.0
         self.comm_time_s = 0.0
         self.wait_time_s = 0.0
-        self._encodes = 0
+        self.encode_count = 0
         self._error_sum = 0.0
         self._error_count = 0
         # Weights per round of the topology's period, computed once (not per step).
@@ -61,13 +61,13 @@ class Communicator(ABC):
         start = time.perf_counter()
         payload = compressor.encode(x)
         self.compress_time_s += time.perf_counter() - start
-        if self._encodes % ERROR_SAMPLE_EVERY == 0:
+        if self.encode_count % ERROR_SAMPLE_EVERY == 0:
             norm = torch.linalg.vector_norm(x).item()
             if norm > 0:
                 error = torch.linalg.vector_norm(compressor.decode(payload, x.numel()) - x).item()
                 self._error_sum += error / norm
                 self._error_count += 1
-        self._encodes += 1
+        self.encode_count += 1
         return payload
 
     def take_compression_error(self) -> tuple[float, int]:

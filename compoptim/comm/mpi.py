@@ -49,9 +49,13 @@ def _loaded_mpi_libraries() -> list[str]:
 
 
 class MPICommunicator(Communicator):
-    def __init__(self, comm: MPI.Comm, topology: Topology, cuda_aware: bool | None = None) -> None:
+    def __init__(self, comm: MPI.Comm, topology: Topology, cuda_aware: bool | None = None,
+                 timeout_s: float | None = None) -> None:
         super().__init__(comm.Get_rank(), comm.Get_size(), topology)
         self.comm = comm
+        # With a timeout, a neighbour that sends nothing for timeout_s seconds is an error
+        # (a stuck or dead rank) instead of an endless wait.
+        self.timeout_s = timeout_s
         self.cuda_aware = mpi_is_cuda_aware() if cuda_aware is None else bool(cuda_aware)
         self._max_degree = max(len(w[1]) for w in self._round_weights)
         # Buffers keyed by (what, numel, dtype, device), allocated on first use only.
@@ -89,7 +93,10 @@ class MPICommunicator(Communicator):
         requests = [self.comm.Irecv(_buf(recv[k]), source=j, tag=_GOSSIP_TAG) for k, j in enumerate(neighbors)]
         requests += [self.comm.Isend(_buf(send), dest=j, tag=_GOSSIP_TAG) for j in neighbors]
         start = time.perf_counter()
-        MPI.Request.Waitall(requests)
+        if self.timeout_s is None:
+            MPI.Request.Waitall(requests)
+        else:
+            self._wait_with_timeout(requests, neighbors, start)
         self.wait_time_s += time.perf_counter() - start
         if not staged:
             return list(recv[: len(neighbors)])
@@ -97,6 +104,14 @@ class MPICommunicator(Communicator):
                                 device)[:, :nbytes]
         dev_recv[: len(neighbors)].copy_(recv[: len(neighbors)], non_blocking=True)
         return list(dev_recv[: len(neighbors)])
+
+    def _wait_with_timeout(self, requests: list, neighbors: list[int], start: float) -> None:
+        while not MPI.Request.Testall(requests):
+            if time.perf_counter() - start > self.timeout_s:
+                pending = [j for k, j in enumerate(neighbors) if not requests[k].Test()]
+                raise TimeoutError(f"no message from neighbour rank(s) {', '.join(map(str, pending)) or '?'} within "
+                                   f"backend.timeout_s={self.timeout_s:g} s: a rank is stuck or gone")
+            time.sleep(0.0005)
 
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:
         flat = tensor.detach().reshape(-1)

@@ -41,12 +41,15 @@ class TrainerConfig:
     warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
     lr_milestones: list[int] = field(default_factory=list)  # step: epochs after which lr *= lr_decay
     lr_decay: float = 0.1
+    checkpoint_every: int = 0  # epochs between checkpoints (0: only when a stop signal arrives)
+    on_nonfinite: str = "stop"  # stop: end the run as diverged | skip: drop that step's gradient
 
 
 @dataclass
 class RunConfig:
     seed: int = 0
     nodes: int | None = None  # the number of nodes this configuration is meant for (checked); None: any
+    resume: bool = False  # continue the run in hydra.run.dir from its newest complete checkpoint
     experiment: Any = None  # free-form settings of an experiment preset (conf/experiment/)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optimizer: Any = MISSING
@@ -236,6 +239,7 @@ class EdgeListConfig(GraphConfig):
 class MPIBackendConfig:
     name: str = "mpi"
     cuda_aware: bool | None = None  # None: ask the MPI library (MPIX_Query_cuda_support)
+    timeout_s: float | None = None  # per neighbour exchange; None: wait as long as it takes
 
 
 @dataclass

@@ -6,6 +6,7 @@ the shared run files and prints progress (``self.is_writer``, decided once here)
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +26,17 @@ from compoptim.errors import UserError
 from compoptim.models import build_model
 from compoptim.optim import FlatParameters, build_optimizer
 from compoptim.optim.schedules import LRSchedule
+from compoptim.train.checkpoint import (
+    check_manifest,
+    config_hash,
+    load_rank_state,
+    newest_checkpoint,
+    save_rank_state,
+    write_manifest,
+)
 from compoptim.train.evaluate import Evaluator, task_loss
 from compoptim.train.loggers import NullLogger, build_logger
+from compoptim.train.signals import STOP_SIGNALS, Diverged, Preempted
 from compoptim.train.summary import environment, final_summary
 from compoptim.train.writer import RunWriter
 
@@ -94,6 +104,10 @@ class Trainer:
             self.flat.numel)
         self.num_params = self.flat.numel
         self.samples_per_epoch = len(data.y_train)
+        self.run_dir = Path(run_dir)
+        self.skipped_steps = 0
+        # Checked at build, so a resume that cannot work fails before any training traffic.
+        self.resume_from = self._find_checkpoint() if cfg.get("resume", False) else None
 
     def fit(self) -> dict[str, Any]:
         cfg, t = self.cfg, self.cfg.trainer
@@ -111,8 +125,8 @@ class Trainer:
                                                       "label_histogram": self.label_histogram})
             self.writer.write_summary({"status": "running", **environment(self.comm, self.device)})
 
-        rows = [self._evaluate(epoch=0, train_loss=float("nan"), start=start, train_time=0.0)]
-        for epoch in range(1, t.epochs + 1):
+        rows, first_epoch, train_time = self._start_or_resume(start)
+        for epoch in range(first_epoch, t.epochs + 1):
             epoch_start = time.perf_counter()
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             seen = 0
@@ -125,13 +139,22 @@ class Trainer:
                     self.flat.check_attached()  # once: autograd still writes into the flat buffers
             train_time += time.perf_counter() - epoch_start
 
-            totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
+            # One reduction per epoch carries the loss and whether any node was asked to stop.
+            totals = torch.tensor([loss_sum.item(), float(seen), float(self.stop_requested())], dtype=torch.float64)
             self.comm.allreduce_(totals, "sum")
             train_loss = (totals[0] / totals[1]).item()
+            if not math.isfinite(train_loss) and t.on_nonfinite == "stop":
+                raise Diverged(f"non-finite training loss {train_loss} in epoch {epoch}")
             if epoch % t.eval_every == 0 or epoch == t.epochs:
                 rows.append(self._evaluate(epoch, train_loss, start, train_time))
             else:
                 self.log(f"epoch {epoch:>3}/{t.epochs} | train loss {train_loss:.4f}")
+            stopping = totals[2].item() > 0
+            if stopping or (t.checkpoint_every and epoch % t.checkpoint_every == 0):
+                self._checkpoint(epoch, train_time, rows)
+            if stopping and epoch < t.epochs:
+                raise Preempted(f"stopped by a signal after epoch {epoch}; checkpoint saved: resume with "
+                                f"resume=true hydra.run.dir={self.run_dir}")
 
         summary = final_summary(rows, topology=topo, num_params=self.num_params)
         summary.update(self._metric_traffic(), **environment(self.comm, self.device))
@@ -148,6 +171,64 @@ class Trainer:
         seed = self.cfg.seed if stream == 0 else derived_seed(self.cfg.seed, stream)
         return CompressContext(layout=self.flat.shapes, dtype=self.flat.params.dtype, seed=seed, rank=self.comm.rank)
 
+    def _start_or_resume(self, start: float) -> tuple[list[dict[str, Any]], int, float]:
+        """(metric rows so far, first epoch to train, training time so far): a fresh start
+        evaluates the initial model; ``resume=true`` restores the newest complete checkpoint."""
+        manifest = self.resume_from
+        if manifest is None:
+            return [self._evaluate(epoch=0, train_loss=float("nan"), start=start, train_time=0.0)], 1, 0.0
+        state = load_rank_state(manifest, self.comm.rank, self.comm.size, config_hash(self.cfg), self.device)
+        self.flat.params.copy_(state["params"])
+        for buffer, saved in zip(self.model.buffers(), state["buffers"]):
+            buffer.copy_(saved)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.loader.generator.set_state(state["loader_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        c = self.comm
+        (c.bytes_sent, c.bytes_received, c.metric_bytes_sent, c.metric_bytes_received) = (
+            int(v) for v in state["bytes"])
+        c.compress_time_s, c.comm_time_s, c.wait_time_s = (float(v) for v in state["times"])
+        c.encode_count = int(state["encodes"])
+        rows = [r for r in state["rows"]]
+        if self.writer:
+            self.writer.restore(rows, state["node_rows"])
+        epoch = int(manifest["epoch"])
+        self.log(f"resumed from {manifest['folder']} (epoch {epoch}, step {manifest['step']})")
+        return rows, epoch + 1, float(state["train_time"])
+
+    def _find_checkpoint(self) -> dict[str, Any]:
+        manifest = newest_checkpoint(self.run_dir)
+        if manifest is None:
+            raise UserError(f"resume=true but {self.run_dir}/checkpoints holds no complete checkpoint; give the "
+                            f"run's directory with hydra.run.dir=..., or start without resume")
+        check_manifest(manifest, self.comm.size, config_hash(self.cfg))
+        return manifest
+
+    def _checkpoint(self, epoch: int, train_time: float, rows: list[dict[str, Any]]) -> None:
+        """Every rank saves its state; rank 0 writes the manifest once all have (one reduction)."""
+        c = self.comm
+        state = {
+            "params": self.flat.params.detach().clone(),
+            "buffers": [b.detach().clone() for b in self.model.buffers()],
+            "optimizer": self.optimizer.state_dict(),
+            "loader_rng": self.loader.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "bytes": [c.bytes_sent, c.bytes_received, c.metric_bytes_sent, c.metric_bytes_received],
+            "times": [c.compress_time_s, c.comm_time_s, c.wait_time_s],
+            "encodes": c.encode_count,
+            "train_time": train_time,
+            "rows": rows,
+            "node_rows": self.writer.node_rows if self.writer else [],
+        }
+        save_rank_state(self.run_dir, epoch, c.rank, state)
+        done = torch.ones(1, dtype=torch.float64)
+        c.allreduce_(done, "sum")
+        if self.writer and int(done.item()) == c.size:
+            write_manifest(self.run_dir, epoch, self.optimizer.t, c.size, config_hash(self.cfg))
+
+    def stop_requested(self) -> bool:
+        return STOP_SIGNALS.received
+
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor | None:
         """One optimizer step on this batch; the batch's mean loss (None for an empty batch,
         whose node still takes part in the gossip with a zero gradient)."""
@@ -162,12 +243,20 @@ class Trainer:
             return loss.detach()
 
         loss = gradient()
+        if loss is not None and not torch.isfinite(loss):
+            if self.cfg.trainer.on_nonfinite == "stop":
+                raise Diverged(f"non-finite training loss at step {self.optimizer.t} on node {self.comm.rank}")
+            self.flat.grads.zero_()  # on_nonfinite=skip: this node contributes no gradient this step
+            self.skipped_steps += 1
+            loss = None
         self.optimizer.lr_scale = self.schedule.multiplier(self.optimizer.t)
         self.optimizer.step(closure=gradient)
         return loss
 
     def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:
         ev = self.evaluator.evaluate()
+        if not math.isfinite(ev.test_loss) and self.cfg.trainer.on_nonfinite == "stop":
+            raise Diverged(f"the averaged model is not finite at epoch {epoch} (test loss {ev.test_loss})")
         c = self.comm
         # Per node: training traffic and where the training time went; then mean (and max) over nodes.
         # Compute is what remains of the training time after compression, transfers and waiting.
@@ -233,6 +322,11 @@ class Trainer:
 
 
 def _check_settings(cfg: DictConfig, size: int | None = None) -> None:
+    if cfg.trainer.on_nonfinite not in ("stop", "skip"):
+        raise UserError(f"trainer.on_nonfinite must be stop or skip; got {cfg.trainer.on_nonfinite}")
+    if cfg.trainer.checkpoint_every < 0:
+        raise UserError(f"trainer.checkpoint_every must be >= 0 (epochs; 0: only on signals); "
+                        f"got {cfg.trainer.checkpoint_every}")
     for key in ("epochs", "batch_size", "eval_every"):
         if cfg.trainer[key] < 1:
             raise UserError(f"trainer.{key} must be >= 1; got {cfg.trainer[key]}")

@@ -32,6 +32,19 @@ class RunWriter:
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.run_dir / "config.resolved.yaml", yaml_text)
 
+    @property
+    def node_rows(self) -> list[dict[str, Any]]:
+        return list(self._node_rows)
+
+    def restore(self, rows: list[dict[str, Any]], node_rows: list[dict[str, Any]]) -> None:
+        """Continue from a checkpoint: the metric files are rewritten to what it held (rows
+        written after it, by the run that was then killed, are dropped)."""
+        self._rows, self._node_rows = list(rows), list(node_rows)
+        if self._rows:
+            self._write_csv("metrics.csv", self._rows)
+        if self._node_rows:
+            self._write_csv("metrics_nodes.csv", self._node_rows)
+
     def add_metrics(self, row: dict[str, Any]) -> None:
         """One row per evaluation into metrics.csv."""
         self._rows.append(row)
@@ -58,15 +71,16 @@ class RunWriter:
         atomic_write_text(self.run_dir / "summary.json", _to_json(summary))
 
 
-def mark_failed(run_dir: Path, error: BaseException, rank: int | None = None) -> None:
-    """Set ``status: failed`` (with the error) in summary.json, keeping what it already holds."""
+def mark_failed(run_dir: Path, error: BaseException, rank: int | None = None, status: str = "failed") -> None:
+    """Set ``status`` (failed, diverged, preempted) with the error in summary.json, keeping
+    what it already holds."""
     path = Path(run_dir) / "summary.json"
     try:
         summary = json.loads(path.read_text()) if path.exists() else {}
     except (OSError, ValueError):
         summary = {}
     where = f"rank {rank}: " if rank is not None else ""
-    summary.update(status="failed", error=f"{where}{type(error).__name__}: {error}")
+    summary.update(status=status, error=f"{where}{type(error).__name__}: {error}")
     try:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, _to_json(summary))

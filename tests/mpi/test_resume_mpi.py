@@ -1,0 +1,148 @@
+"""Reliability under real mpirun: SIGKILL mid-training then resume gives bit-identical
+metrics; one rank raising, killed, or producing NaN ends the job within 30 s; SIGTERM
+checkpoints and stops cleanly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import mpi_env, tool
+from tests.mpi.test_cli_mpi import launch
+
+pytestmark = pytest.mark.mpi
+
+RUN = ["trainer.epochs=10", "trainer.checkpoint_every=1", "trainer.threads=1", "trainer.batch_size=16"]
+
+
+def rows(run: Path, name: str = "metrics.csv") -> list[dict]:
+    with open(run / name) as f:
+        return [{k: v for k, v in r.items() if "time" not in k} for r in csv.DictReader(f)]
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    cmd = [tool("mpirun"), "-np", "2", tool("compoptim-run"), *args]
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=mpi_env(),
+                            start_new_session=True)
+
+
+@pytest.mark.parametrize("algorithm", [["optimizer=dsgd"], ["optimizer=deepsqueeze", "compressor=topk"]],
+                         ids=["dsgd", "deepsqueeze_topk"])  # DeepSqueeze: error-compensated compression
+def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, algorithm):
+    straight = launch(2, [*RUN, *algorithm, "hydra.run.dir=straight"], tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    job = start([*RUN, *algorithm, "hydra.run.dir=killed"], tmp_path)
+    manifest = tmp_path / "killed" / "checkpoints" / "epoch_00003" / "manifest.json"
+    deadline = time.monotonic() + 120
+    while not manifest.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(job.pid, signal.SIGKILL)  # the whole job, mid-training
+    job.wait(timeout=30)
+    assert manifest.exists()
+    summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert summary["status"] == "running"  # killed: never got to write its end
+    resumed = launch(2, [*RUN, *algorithm, "hydra.run.dir=killed", "resume=true"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    assert rows(tmp_path / "killed") == rows(tmp_path / "straight")
+    assert rows(tmp_path / "killed", "metrics_nodes.csv") == rows(tmp_path / "straight", "metrics_nodes.csv")
+
+
+def test_resume_refuses_another_world_size_or_config(tmp_path):
+    first = launch(2, [*RUN, "trainer.epochs=2", "hydra.run.dir=run"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    other_n = launch(3, [*RUN, "trainer.epochs=2", "hydra.run.dir=run", "resume=true"], tmp_path)
+    assert other_n.returncode == 2 and "is from 2 nodes; this run has 3" in other_n.stderr
+    other_cfg = launch(2, [*RUN, "trainer.epochs=2", "optimizer.lr=0.5", "hydra.run.dir=run", "resume=true"], tmp_path)
+    assert other_cfg.returncode == 2 and "is from a different configuration" in other_cfg.stderr
+    (tmp_path / "run" / "checkpoints" / "epoch_00002" / "rank_1.pt").write_bytes(b"not a checkpoint")
+    corrupt = launch(2, [*RUN, "trainer.epochs=2", "hydra.run.dir=run", "resume=true"], tmp_path)
+    assert corrupt.returncode != 0 and "the checkpoint is corrupt" in corrupt.stderr
+    fresh = launch(2, [*RUN, "resume=true"], tmp_path)
+    assert fresh.returncode == 2 and "holds no complete checkpoint" in fresh.stderr
+
+
+FAULT = """
+import os, signal
+from mpi4py import MPI
+from compoptim.optim.composed import RuleOptimizer
+_step = RuleOptimizer.step
+def step(self, closure=None):
+    if MPI.COMM_WORLD.Get_rank() == 1 and self.t == 5:
+        if "{fault}" == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if "{fault}" == "nan":
+            self.flat.grads.fill_(float("nan"))
+            self.flat.params.fill_(float("nan"))
+    _step(self, closure)
+RuleOptimizer.step = step
+from compoptim.cli.run import main
+main()
+"""
+
+
+@pytest.mark.parametrize("fault", ["kill", "nan"])
+def test_a_killed_or_diverging_rank_ends_the_job_within_30_s(tmp_path, fault):
+    script = tmp_path / "fault.py"
+    script.write_text(FAULT.format(fault=fault))
+    begin = time.monotonic()
+    result = launch(3, ["trainer.epochs=50", "model=mlp", "model.hidden=[16]"], tmp_path,
+                    program=[sys.executable, str(script)])
+    assert result.returncode != 0 and time.monotonic() - begin < 30
+    summary = json.loads(next((tmp_path / "outputs").rglob("summary.json")).read_text())
+    if fault == "nan":
+        assert summary["status"] == "diverged"
+        assert "Diverged: non-finite training loss" in result.stderr or "not finite" in result.stderr
+    else:
+        assert summary["status"] == "running"  # the killed rank could not write; the job still ended
+
+
+def test_sigterm_checkpoints_at_the_epoch_end_and_stops(tmp_path):
+    job = start(["trainer.epochs=200", "trainer.threads=1", "model=mlp", "model.hidden=[16]",
+                 "hydra.run.dir=run"], tmp_path)
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.monotonic() + 60
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 3) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGTERM)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode != 0 and b"stopped by a signal after epoch" in err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "preempted"
+    assert list((tmp_path / "run" / "checkpoints").glob("*/manifest.json"))
+    resumed = launch(2, ["trainer.epochs=200", "trainer.threads=1", "model=mlp", "model.hidden=[16]",
+                         "hydra.run.dir=run", "resume=true", "trainer.epochs=200"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+
+
+STUCK = """
+import time
+from mpi4py import MPI
+from compoptim.optim.composed import RuleOptimizer
+_step = RuleOptimizer.step
+def step(self, closure=None):
+    if MPI.COMM_WORLD.Get_rank() == 2 and self.t == 3:
+        time.sleep(600)  # alive but stuck
+    _step(self, closure)
+RuleOptimizer.step = step
+from compoptim.cli.run import main
+main()
+"""
+
+
+def test_a_stuck_neighbour_is_an_error_with_a_timeout(tmp_path):
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK)
+    begin = time.monotonic()
+    result = launch(3, ["model=mlp", "model.hidden=[16]", "backend.timeout_s=2"], tmp_path,
+                    program=[sys.executable, str(script)])
+    assert result.returncode != 0 and time.monotonic() - begin < 30
+    assert "TimeoutError: no message from neighbour rank(s) 2 within backend.timeout_s=2 s" in result.stderr
