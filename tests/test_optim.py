@@ -296,6 +296,14 @@ def test_bad_optimizer_settings_are_one_line_errors(overrides, message):
         run_local(ring(2), lambda comm: make(cfg, FlatParameters(Vector(torch.zeros(4))), comm, compressor=TOPK))
 
 
+@pytest.mark.parametrize("name", ["sgd", "choco_sgd", "beer", "docom", "deepsqueeze", "damsco"])
+def test_error_feedback_on_top_of_a_compressed_copy_is_refused(name):
+    cfg = opt_cfg(name)
+    with pytest.raises(UserError, match="does not combine with"):
+        run_local(ring(2), lambda comm: make(cfg, FlatParameters(Vector(torch.zeros(4))), comm,
+                                             compressor={**TOPK, "error_feedback": True}))
+
+
 def test_lr_schedules():
     constant = LRSchedule("constant", steps_per_epoch=10, epochs=5)
     assert [constant.multiplier(t) for t in (0, 49)] == [1.0, 1.0]

@@ -10,6 +10,7 @@ from compoptim.comm.base import Communicator
 from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
 from compoptim.optim.checks import check_range
 from compoptim.optim.flat import FlatParameters
+from compoptim.optim.gossip import refuse_error_feedback
 from compoptim.optim.rules import SGD
 
 
@@ -31,6 +32,7 @@ class DeepSqueeze(DecentralizedOptimizer):
         self.gamma = check_range("optimizer.gamma", gamma, 0.0, 1.0, low_open=True, high_open=False)
         self.rule = SGD(flat.params, momentum=momentum, weight_decay=weight_decay)
         self.compressor = compressors(0)
+        refuse_error_feedback(self.compressor, "deepsqueeze (it keeps its own error memory)")
         self.memory = torch.zeros_like(flat.params)
         self._mixed = torch.empty_like(flat.params)
 

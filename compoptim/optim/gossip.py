@@ -11,6 +11,8 @@ import torch
 
 from compoptim.comm.base import Communicator
 from compoptim.compress.base import Compressor
+from compoptim.compress.wrappers import ErrorFeedback
+from compoptim.errors import UserError
 
 GOSSIPS = ("auto", "exact", "choco", "allreduce", "local")
 
@@ -38,6 +40,16 @@ class ExactGossip(Gossip):
         self.comm.neighbor_mix(self.comm.encode(self.compressor, v), self.compressor, out=v, step=step)
 
 
+def refuse_error_feedback(compressor: Compressor, where: str) -> None:
+    """The compressed-copy methods already feed the compression error back (what x̂ has not
+    caught up with is sent next time); an error-feedback memory on top counts it twice and
+    makes training diverge."""
+    if isinstance(compressor, ErrorFeedback):
+        raise UserError(f"compressor.error_feedback=true does not combine with {where}: its compressed copy "
+                        f"already feeds the compression error back, and the memory would count it twice; "
+                        f"set compressor.error_feedback=false")
+
+
 class CompressedCopy:
     """A public, compressed copy v̂ of a variable and the aggregate s = sum_j w_ij v̂_j of the
     neighbours' copies (self included), kept in step by sending only q = C(v - v̂):
@@ -50,6 +62,7 @@ class CompressedCopy:
     """
 
     def __init__(self, comm: Communicator, compressor: Compressor, like: torch.Tensor) -> None:
+        refuse_error_feedback(compressor, "CHOCO-type gossip")
         self.comm, self.compressor = comm, compressor
         self.v_hat = torch.zeros_like(like)
         self.s = torch.zeros_like(like)
