@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import torch
+from mpi_jobs import markdown_table, run_worker
 
 LENET5 = "lenet5"
 RESNET20 = "resnet20"
@@ -118,31 +115,16 @@ def measure(world, model: str, rounds: int, repeats: int) -> dict:
     }
 
 
-def launch(nps: list[int], rounds: int, repeats: int) -> list[dict]:
-    mpirun = Path(sys.executable).with_name("mpirun")
-    rows = []
-    for np_ in nps:
-        cmd = [str(mpirun if mpirun.exists() else "mpirun"), "-np", str(np_), sys.executable, __file__,
-               "--worker", "--rounds", str(rounds), "--repeats", str(repeats)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            sys.exit(f"mpirun -np {np_} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        rows += json.loads(lines[0][len("RESULT "):])
-    return rows
-
-
 def table(rows: list[dict]) -> str:
     head = ("| ranks | model size | tensors | compoptim ms | naive ms | allreduce ms | naive / compoptim "
             "| allreduce / compoptim | bytes/round compoptim | bytes/round naive |")
-    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    lines = []
     for r in rows:
         lines.append(
             f"| {r['n']} | {r['model']} ({r['floats']:,} floats) | {r['tensors']} | {r['compoptim_ms']:.3f} "
             f"| {r['naive_ms']:.2f} | {r['allreduce_ms']:.3f} | {r['naive_ms'] / r['compoptim_ms']:.1f}x "
             f"| {r['allreduce_ms'] / r['compoptim_ms']:.2f}x | {r['compoptim_bytes']:,} | {r['naive_bytes']:,} |")
-    return "\n".join(lines)
+    return markdown_table(head, lines)
 
 
 def main() -> None:
@@ -155,7 +137,9 @@ def main() -> None:
     if args.worker:
         worker(args.rounds, args.repeats)
         return
-    print(table(launch(args.nps, args.rounds, args.repeats)))
+    rows = [row for np_ in args.nps
+            for row in run_worker(__file__, np_, ["--rounds", str(args.rounds), "--repeats", str(args.repeats)])]
+    print(table(rows))
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from mpi_jobs import markdown_table, run_worker
 
 BASELINE = "topology=none"
 
@@ -88,29 +87,14 @@ def _endless(loader):
         yield from loader.epoch()
 
 
-def launch(nps: list[int], variants: list[str], common: list[str], steps: int, repeats: int) -> list[dict]:
-    mpirun = Path(sys.executable).with_name("mpirun")
-    rows = []
-    for np_ in nps:
-        cmd = [str(mpirun if mpirun.exists() else "mpirun"), "-np", str(np_), sys.executable, __file__, "--worker",
-               "--steps", str(steps), "--repeats", str(repeats), "--variants", *variants, "--common", *common]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            sys.exit(f"mpirun -np {np_} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        rows += json.loads(lines[0][len("RESULT "):])
-    return rows
-
-
 def table(rows: list[dict]) -> str:
     head = ("| ranks | variant | step ms | / no communication | compress ms | comm ms | wait ms | threads/rank |")
-    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    lines = []
     base = {r["n"]: r["step_ms"] for r in rows if r["variant"] == BASELINE}
     for r in rows:
         lines.append(f"| {r['n']} | {r['variant']} | {r['step_ms']:.3f} | {r['step_ms'] / base[r['n']]:.3f} "
                      f"| {r['compress_ms']:.3f} | {r['comm_ms']:.3f} | {r['wait_ms']:.3f} | {r['threads']} |")
-    return "\n".join(lines)
+    return markdown_table(head, lines)
 
 
 def main() -> None:
@@ -127,7 +111,10 @@ def main() -> None:
     if args.worker:
         worker(args.variants, args.common, args.steps, args.repeats)
         return
-    print(table(launch(args.nps, args.variants, args.common, args.steps, args.repeats)))
+    rows = [row for np_ in args.nps for row in run_worker(__file__, np_, [
+        "--steps", str(args.steps), "--repeats", str(args.repeats), "--variants", *args.variants,
+        "--common", *args.common])]
+    print(table(rows))
 
 
 if __name__ == "__main__":

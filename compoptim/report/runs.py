@@ -112,37 +112,28 @@ SUMMARY_COLUMNS = ["run", "status", "n_nodes", "test_acc", "test_loss", "consens
 
 
 def load_topologies(runs: list[Path]) -> dict[str, dict]:
-    """The distinct topologies of the runs (from topology.json), keyed by a file-name stem
-    such as ``topology-ring-n8``; unreadable files are skipped."""
-    found: dict[str, dict] = {}
-    for run in runs:
-        try:
-            spec = json.loads((Path(run) / "topology.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if spec in found.values():
-            continue
-        stem = f"topology-{spec['name']}-n{spec['n']}"
-        k = 1
-        while f"{stem}{'' if k == 1 else f'-{k}'}" in found:
-            k += 1
-        found[f"{stem}{'' if k == 1 else f'-{k}'}"] = spec
-    return found
+    """The distinct topologies of the runs (topology.json), keyed like ``topology-ring-n8``."""
+    return _distinct(runs, "topology.json", lambda spec: f"topology-{spec['name']}-n{spec['n']}")
 
 
 def load_partitions(runs: list[Path]) -> dict[str, dict]:
-    """The distinct per-node label histograms of the runs (from partition.json), keyed by a
-    file-name stem such as ``partition-label-n5``."""
+    """The distinct per-node label histograms (partition.json), keyed like ``partition-label-n5``."""
+    return _distinct(runs, "partition.json",
+                     lambda spec: f"partition-{spec['partition']}-n{len(spec['label_histogram'])}")
+
+
+def _distinct(runs: list[Path], name: str, stem_of) -> dict[str, dict]:
+    """Each distinct JSON file ``name`` among the runs, under a unique file-name stem
+    (``stem``, ``stem-2``, ...); unreadable files are skipped."""
     found: dict[str, dict] = {}
     for run in runs:
         try:
-            spec = json.loads((Path(run) / "partition.json").read_text())
+            spec = json.loads((Path(run) / name).read_text())
         except (OSError, ValueError):
             continue
         if spec in found.values():
             continue
-        stem = f"partition-{spec['partition']}-n{len(spec['label_histogram'])}"
-        k = 1
+        stem, k = stem_of(spec), 1
         while f"{stem}{'' if k == 1 else f'-{k}'}" in found:
             k += 1
         found[f"{stem}{'' if k == 1 else f'-{k}'}"] = spec
