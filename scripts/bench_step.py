@@ -1,6 +1,6 @@
 """Training step time with communication vs without, measured side by side in one MPI job.
 
-    python scripts/bench_step.py                      # mpirun -np 2 and -np 4, ring vs topology=none
+    python scripts/bench_step.py          # -np 2 and 4: dsgd, dsgd + overlap, choco_sgd + top-1% vs no comm
     python scripts/bench_step.py --nps 4 --variants topology=ring topology=exponential --steps 50
 
 Every rank builds one Trainer per variant (each over its own duplicate of COMM_WORLD) plus
@@ -100,7 +100,9 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nps", type=int, nargs="+", default=[2, 4], help="ranks per job (default: 2 4)")
-    parser.add_argument("--variants", nargs="+", default=["topology=ring"],
+    parser.add_argument("--variants", nargs="+",
+                        default=["topology=ring", "topology=ring optimizer.overlap=true",
+                                 "optimizer=choco_sgd compressor=topk"],
                         help="configs to compare with topology=none, each a space-separated list of overrides")
     parser.add_argument("--common", nargs="*", default=["model=lenet5", "trainer.batch_size=32"],
                         help="overrides shared by every variant")

@@ -64,7 +64,7 @@ def test_every_optimizer_option_is_a_registered_algorithm():
          "bad value for trainer.device: Invalid value 'gpu', expected one of [cpu, cuda, auto]"),
         (["optimizer.foo=1"],
          "unknown config key 'optimizer.foo'; allowed keys here: name, lr, comm_set, gossip, gamma, gamma_y, order, "
-         "period, tracking, l1, momentum, dampening, nesterov, weight_decay"),
+         "period, tracking, l1, overlap, momentum, dampening, nesterov, weight_decay"),
         (["+optimizer.foo=1"], "unknown config key 'optimizer.foo'; allowed keys here: name, lr,"),
         (["+trainer.bogus=1"], "unknown config key 'trainer.bogus'; allowed keys here: epochs,"),
         (["+bogus=1"], "unknown config key 'bogus'; allowed keys here: seed, nodes, resume, experiment, trainer,"),

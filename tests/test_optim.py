@@ -304,6 +304,32 @@ def test_error_feedback_on_top_of_a_compressed_copy_is_refused(name):
                                              compressor={**TOPK, "error_feedback": True}))
 
 
+def test_overlapped_exchange_gives_the_same_trajectory():
+    """dsgd with overlap=true posts x_t's exchange before the gradient is computed; the
+    arithmetic is the same, so the trajectory is identical."""
+    a, b, _ = least_squares()
+
+    def run(overlap):
+        cfg = opt_cfg("dsgd", "optimizer.lr=0.004", f"optimizer.overlap={str(overlap).lower()}")
+
+        def node(comm):
+            flat = FlatParameters(Vector(torch.zeros(D, dtype=torch.float64)))
+            opt = make(cfg, flat, comm)
+            i = comm.rank
+            for _ in range(25):
+                opt.begin_step()
+                flat.grads.copy_(a[i].T @ (a[i] @ flat.params - b[i]))
+                opt.step()
+            return flat.params.clone()
+
+        return torch.stack(run_local(ring(5), node))
+
+    assert torch.equal(run(True), run(False))
+    atc = opt_cfg("sgd", "optimizer.overlap=true")
+    with pytest.raises(UserError, match=r"optimizer\.overlap sends x_t while the gradient is computed"):
+        run_local(ring(2), lambda comm: make(atc, FlatParameters(Vector(torch.zeros(4))), comm))
+
+
 def test_lr_schedules():
     constant = LRSchedule("constant", steps_per_epoch=10, epochs=5)
     assert [constant.multiplier(t) for t in (0, 49)] == [1.0, 1.0]

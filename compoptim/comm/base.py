@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -21,6 +23,15 @@ _GATHER_BYTES = 16 * 2**20
 # The compression error ||C(x) - x|| / ||x|| is measured on one encode in this many (it
 # costs a decode and two norms, kept out of the compress time).
 ERROR_SAMPLE_EVERY = 16
+
+
+@dataclass
+class PendingMix:
+    """An exchange in flight (between ``start_mix`` and ``finish_mix``)."""
+
+    payload: torch.Tensor
+    step: int
+    handle: Any
 
 
 class Communicator(ABC):
@@ -61,7 +72,7 @@ class Communicator(ABC):
         start = time.perf_counter()
         payload = compressor.encode(x)
         self.compress_time_s += time.perf_counter() - start
-        if self.encode_count % ERROR_SAMPLE_EVERY == 0:
+        if self.encode_count % ERROR_SAMPLE_EVERY == 0 and compressor.name != "none":
             norm = torch.linalg.vector_norm(x).item()
             if norm > 0:
                 error = torch.linalg.vector_norm(compressor.decode(payload, x.numel()) - x).item()
@@ -71,7 +82,8 @@ class Communicator(ABC):
         return payload
 
     def take_compression_error(self) -> tuple[float, int]:
-        """(sum, count) of the sampled relative errors ||C(x) - x|| / ||x|| since the last call."""
+        """(sum, count) of the sampled relative errors ||C(x) - x|| / ||x|| since the last call
+        (the identity compressor is exact: it is not sampled, and reports 0)."""
         taken = (self._error_sum, self._error_count)
         self._error_sum, self._error_count = 0.0, 0
         return taken
@@ -85,15 +97,34 @@ class Communicator(ABC):
 
         The caller must leave the memory behind ``payload`` untouched until this returns.
         """
-        self_w, nbr_w = self._round_weights[step % self.topology.period]
+        return self.finish_mix(self.start_mix(payload, step), compressor, out, accumulate)
+
+    def start_mix(self, payload: torch.Tensor, step: int = 0) -> PendingMix:
+        """Post the exchange of ``payload`` with this round's neighbours and return at once, so
+        computation can run while it travels; ``finish_mix`` completes it. The payload's
+        memory must stay untouched until then."""
+        start = time.perf_counter()
+        neighbors = list(self._round_weights[step % self.topology.period][1])
+        handle = self._start(payload, neighbors)
+        self.comm_time_s += time.perf_counter() - start
+        return PendingMix(payload, step, handle)
+
+    def finish_mix(self, pending: PendingMix, compressor: Compressor, out: torch.Tensor,
+                   accumulate: bool = False) -> torch.Tensor:
+        """Wait for the neighbours' payloads of ``pending`` and write the weighted sum (see neighbor_mix)."""
+        payload = pending.payload
+        self_w, nbr_w = self._round_weights[pending.step % self.topology.period]
         start, waited = time.perf_counter(), self.wait_time_s
-        received = self._exchange(payload, list(nbr_w))
+        received = self._finish(pending.handle)
         mixing = time.perf_counter()
         self.comm_time_s += mixing - start - (self.wait_time_s - waited)
         self.bytes_sent += payload.numel() * len(nbr_w)
         self.bytes_received += sum(r.numel() for r in received)
         # Fixed summation order: self, then neighbours ascending (dict keeps that order).
         # mul with out= also covers out aliasing the payload (identity on x) without a copy.
+        if not nbr_w and self_w == 1.0 and not accumulate and \
+                compressor.decode(payload, out.numel()).data_ptr() == out.data_ptr():
+            return out  # no neighbours this round and the payload is out itself: nothing to mix
         if accumulate:
             compressor.decode_add(payload, out, self_w)
         else:
@@ -137,13 +168,17 @@ class Communicator(ABC):
         return tensor
 
     @abstractmethod
-    def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
-        """Send payload to every neighbour and return their payloads, in ``neighbors`` order.
+    def _start(self, payload: torch.Tensor, neighbors: list[int]) -> Any:
+        """Post sending ``payload`` to, and receiving from, every neighbour; a handle for _finish.
 
         Called by every node every round, even one without neighbours in that round (the
-        in-process backend synchronises all nodes). Adds the time spent blocked on the
-        neighbours to ``wait_time_s``.
+        in-process backend synchronises all nodes).
         """
+
+    @abstractmethod
+    def _finish(self, handle: Any) -> list[torch.Tensor]:
+        """The neighbours' payloads, in the order of ``_start``'s ``neighbors``; adds the time
+        spent blocked on them to ``wait_time_s``."""
 
     @abstractmethod
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:

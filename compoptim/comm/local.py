@@ -36,9 +36,12 @@ class LocalCommunicator(Communicator):
         self._hub.barrier.wait()
         self.wait_time_s += time.perf_counter() - start
 
-    def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
+    def _start(self, payload: torch.Tensor, neighbors: list[int]) -> list[int]:
         self._hub.slots[self.rank] = payload
-        self._wait()
+        return neighbors
+
+    def _finish(self, neighbors: list[int]) -> list[torch.Tensor]:
+        self._wait()  # everyone has posted
         # Copy out before the release phase: afterwards the owners may change their memory.
         received = [self._hub.slots[j].clone() for j in neighbors]
         self._wait()

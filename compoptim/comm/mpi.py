@@ -60,6 +60,7 @@ class MPICommunicator(Communicator):
         self._max_degree = max(len(w[1]) for w in self._round_weights)
         # Buffers keyed by (what, numel, dtype, device), allocated on first use only.
         self._buffers: dict[tuple, torch.Tensor] = {}
+        self._in_flight: dict[int, int] = {}  # payload size -> exchanges of that size in flight
 
     def _buffer(self, key: tuple, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
                 pinned: bool = False) -> torch.Tensor:
@@ -69,9 +70,9 @@ class MPICommunicator(Communicator):
             self._buffers[key] = buf
         return buf
 
-    def _exchange(self, payload: torch.Tensor, neighbors: list[int]) -> list[torch.Tensor]:
+    def _start(self, payload: torch.Tensor, neighbors: list[int]) -> tuple:
         if not neighbors:
-            return []
+            return ([], [], None, 0)
         nbytes, device = payload.numel(), payload.device
         on_gpu = device.type != "cpu"
         staged = on_gpu and not self.cuda_aware
@@ -79,12 +80,15 @@ class MPICommunicator(Communicator):
         # context, which a CPU-only rank on a GPU machine must not hold.
         recv_device = device if on_gpu and not staged else torch.device("cpu")
         # Rows start at multiples of 16 bytes, so every received payload's typed fields stay
-        # aligned (a payload need not be a multiple of 4 bytes long).
+        # aligned (a payload need not be a multiple of 4 bytes long). Exchanges in flight at
+        # the same time (overlap) get their own buffers.
+        slot = self._in_flight.get(nbytes, 0)
+        self._in_flight[nbytes] = slot + 1
         stride = -(-nbytes // _ALIGN) * _ALIGN
-        recv = self._buffer(("recv", nbytes, recv_device), (self._max_degree, stride), torch.uint8,
+        recv = self._buffer(("recv", nbytes, recv_device, slot), (self._max_degree, stride), torch.uint8,
                             recv_device, pinned=staged)[:, :nbytes]
         if staged:
-            send = self._buffer(("send", nbytes), (nbytes,), torch.uint8, torch.device("cpu"), pinned=True)
+            send = self._buffer(("send", nbytes, slot), (nbytes,), torch.uint8, torch.device("cpu"), pinned=True)
             send.copy_(payload)
         else:
             send = payload
@@ -92,15 +96,23 @@ class MPICommunicator(Communicator):
                 torch.cuda.current_stream(device).synchronize()
         requests = [self.comm.Irecv(_buf(recv[k]), source=j, tag=_GOSSIP_TAG) for k, j in enumerate(neighbors)]
         requests += [self.comm.Isend(_buf(send), dest=j, tag=_GOSSIP_TAG) for j in neighbors]
+        return (requests, neighbors, (recv, staged, device, stride, slot), nbytes)
+
+    def _finish(self, handle: tuple) -> list[torch.Tensor]:
+        requests, neighbors, buffers, nbytes = handle
+        if not neighbors:
+            return []
         start = time.perf_counter()
         if self.timeout_s is None:
             MPI.Request.Waitall(requests)
         else:
             self._wait_with_timeout(requests, neighbors, start)
         self.wait_time_s += time.perf_counter() - start
+        recv, staged, device, stride, slot = buffers
+        self._in_flight[nbytes] -= 1
         if not staged:
             return list(recv[: len(neighbors)])
-        dev_recv = self._buffer(("recv_dev", nbytes, device), (self._max_degree, stride), torch.uint8,
+        dev_recv = self._buffer(("recv_dev", nbytes, device, slot), (self._max_degree, stride), torch.uint8,
                                 device)[:, :nbytes]
         dev_recv[: len(neighbors)].copy_(recv[: len(neighbors)], non_blocking=True)
         return list(dev_recv[: len(neighbors)])

@@ -42,6 +42,10 @@ class DecentralizedOptimizer(ABC):
     def current_lr(self) -> float:
         return self.lr * self.lr_scale
 
+    def begin_step(self) -> None:  # noqa: B027 - optional hook, a no-op for most algorithms
+        """Called before the gradient is computed: algorithms that can start communicating
+        x_t already (combine-then-adapt with exact gossip) post the exchange here."""
+
     @abstractmethod
     def step(self, closure: Closure | None = None) -> None:
         """One iteration t -> t+1 using the gradient in ``flat.grads``."""

@@ -37,7 +37,9 @@ class RuleOptimizer(DecentralizedOptimizer):
     G is the gossip of each variable in ``comm_set`` (x always; the rule's moments m, v on
     request; the tracker y with tracking): exact (sum_j w_ij v_j), CHOCO-compressed with
     consensus step gamma (gamma_y for the tracker), or exact averaging over all nodes
-    (gossip=local: local SGD). With ``period`` H > 1, nodes communicate only at steps
+    (gossip=local: local SGD). With ``overlap`` (CTA, exact gossip), the exchange of x_t
+    starts before the gradient is computed and completes in ``step()``: the same arithmetic,
+    communication hidden behind computation. With ``period`` H > 1, nodes communicate only at steps
     t = H-1, 2H-1, ... and take H - 1 local steps in between (G = identity then). An l1
     term l1·||x||_1 adds its proximal step after the local update.
     """
@@ -45,7 +47,7 @@ class RuleOptimizer(DecentralizedOptimizer):
     def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float,
                  rule: LocalRule, name: str, gossip: str = "auto", comm_set: Sequence[str] = ("x",),
                  order: str = "atc", gamma: float = 1.0, period: int = 1, tracking: bool = False,
-                 l1: float = 0.0, gamma_y: float | None = None) -> None:
+                 l1: float = 0.0, gamma_y: float | None = None, overlap: bool = False) -> None:
         super().__init__(flat, comm, compressors, lr)
         self.rule, self.name = rule, name
         self.order = _choice("optimizer.order", order, ORDERS)
@@ -86,6 +88,15 @@ class RuleOptimizer(DecentralizedOptimizer):
         if tracking:
             self.y = torch.zeros_like(x)
             self.g_prev = torch.zeros_like(x)
+        if overlap and not (self.order == "cta" and gossip == "exact" and not tracking and period == 1):
+            raise UserError("optimizer.overlap sends x_t while the gradient is computed, which needs "
+                            "optimizer.order=cta, optimizer.gossip=exact, no tracking and period 1")
+        self.overlap = overlap
+        self._pending = None
+
+    def begin_step(self) -> None:
+        if self.overlap:  # x_t does not change until step(): its exchange can travel meanwhile
+            self._pending = self.gossips["x"].start(self.flat.params, self.t)
 
     def _make_gossip(self, kind: str, var: str, like: torch.Tensor) -> Gossip:
         compressor = self.compressors(_STREAMS[var])
@@ -108,14 +119,19 @@ class RuleOptimizer(DecentralizedOptimizer):
                 self.gossips["y"](y, t)
             self.g_prev.copy_(g)
             direction = y
-        delta = self.rule.step(x, direction, self.current_lr)
+        step_direction, scale = self.rule.step(x, direction, self.current_lr)
         gossip_x = self.gossips.get("x") if communicate else None
-        if self.order == "cta" and gossip_x is not None:
+        if self._pending is not None:
+            self.gossips["x"].finish(self._pending, x)
+            self._pending = None
+            x.add_(step_direction, alpha=-scale)
+            soft_threshold_(x, self.current_lr * self.l1)
+        elif self.order == "cta" and gossip_x is not None:
             gossip_x(x, t)  # Δ was computed from x_t above
-            x.sub_(delta)
+            x.add_(step_direction, alpha=-scale)
             soft_threshold_(x, self.current_lr * self.l1)
         else:
-            x.sub_(delta)
+            x.add_(step_direction, alpha=-scale)
             soft_threshold_(x, self.current_lr * self.l1)
             if gossip_x is not None:
                 gossip_x(x, t)

@@ -38,7 +38,8 @@ class DeepSqueeze(DecentralizedOptimizer):
 
     def step(self, closure=None) -> None:
         x = self.flat.params
-        x.sub_(self.rule.step(x, self.flat.grads, self.current_lr))  # x now holds v
+        direction, scale = self.rule.step(x, self.flat.grads, self.current_lr)
+        x.add_(direction, alpha=-scale)  # x now holds v
         self.memory.add_(x)  # v + δ
         payload = self.comm.encode(self.compressor, self.memory)
         self.comm.neighbor_mix(payload, self.compressor, out=self._mixed, step=self.t)  # sum_j w_ij c_j

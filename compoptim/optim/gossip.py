@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from compoptim.comm.base import Communicator
+from compoptim.comm.base import Communicator, PendingMix
 from compoptim.compress.base import Compressor
 from compoptim.compress.wrappers import ErrorFeedback
 from compoptim.errors import UserError
@@ -34,10 +34,22 @@ class ExactGossip(Gossip):
 
     def __init__(self, comm: Communicator, compressor: Compressor) -> None:
         self.comm, self.compressor = comm, compressor
+        # No node has neighbours in any round (one node, or topology=none): W = I, nothing to do.
+        topology = comm.topology
+        self.trivial = all(not topology.neighbors(i, r) for i in range(topology.n) for r in range(topology.period))
 
     def __call__(self, v: torch.Tensor, step: int) -> None:
+        if self.trivial:
+            return
         # The exchange completes before the sum is written, so v can be its own output.
         self.comm.neighbor_mix(self.comm.encode(self.compressor, v), self.compressor, out=v, step=step)
+
+    def start(self, v: torch.Tensor, step: int) -> PendingMix:
+        """Begin the exchange of v (which must not change until ``finish``)."""
+        return self.comm.start_mix(self.comm.encode(self.compressor, v), step)
+
+    def finish(self, pending: PendingMix, v: torch.Tensor) -> None:
+        self.comm.finish_mix(pending, self.compressor, out=v)
 
 
 def refuse_error_feedback(compressor: Compressor, where: str) -> None:

@@ -16,7 +16,7 @@ from compoptim.optim.composed import RuleOptimizer
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.rules import build_rule
 
-COMMUNICATION = ("comm_set", "gossip", "gamma", "gamma_y", "order", "period", "tracking", "l1")
+COMMUNICATION = ("comm_set", "gossip", "gamma", "gamma_y", "order", "period", "tracking", "l1", "overlap")
 RULE_SETTINGS = {
     "sgd": ("momentum", "dampening", "nesterov", "weight_decay"),
     "adam": ("betas", "eps", "weight_decay"),

@@ -1,8 +1,10 @@
 """Local update rules on flat buffers, each matching its ``torch.optim`` counterpart.
 
-A rule turns (x, g) into the step Δ with x_new = x - Δ (the learning rate included), keeps
-its own state (moments) as flat tensors, and knows nothing of the network. With one node
-and no communication, ``x - rule.step(x, g, lr)`` is exactly ``torch.optim.<Rule>.step()``.
+A rule turns (x, g) into the step Δ = scale * direction with x_new = x - Δ, keeps its own
+state (moments) as flat tensors, and knows nothing of the network. ``direction`` is a
+buffer of the rule's (the momentum itself, where it can be), so applying the step is one
+fused ``x.add_(direction, alpha=-scale)`` with no copy. With one node and no communication,
+this is exactly ``torch.optim.<Rule>.step()``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ RULES = ("sgd", "adam", "adamw", "adagrad", "amsgrad", "heavy_ball", "damsco", "
 
 
 class LocalRule(ABC):
-    """``step(x, g, lr)`` returns Δ (a reused buffer); ``t`` counts steps for bias corrections."""
+    """``step(x, g, lr)`` returns (direction, scale), Δ = scale * direction; ``t`` counts steps.
+
+    The direction is computed from x_t and the rule's state only, and is not changed by a
+    later update of x, so combine-then-adapt can gossip x before applying it."""
 
     #: names of the flat state tensors that may be gossiped (``optimizer.comm_set``)
     moments: tuple[str, ...] = ()
@@ -30,8 +35,8 @@ class LocalRule(ABC):
         self.t = 0
 
     @abstractmethod
-    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
-        """The update Δ for this step (x_new = x - Δ); advances the rule's state."""
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
+        """(direction, scale) of this step's update Δ = scale * direction; advances the state."""
 
     def state(self, name: str) -> torch.Tensor:
         return getattr(self, name)
@@ -65,19 +70,18 @@ class SGD(LocalRule):
         self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
         self.m = torch.zeros_like(like)
 
-    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
-        d = torch.add(g, x, alpha=self.weight_decay, out=self.delta) if self.weight_decay else self.delta.copy_(g)
-        if self.momentum:
-            if self.t == 0:
-                self.m.copy_(d)
-            else:
-                self.m.mul_(self.momentum).add_(d, alpha=1.0 - self.dampening)
-            if self.nesterov:
-                d.add_(self.m, alpha=self.momentum)
-            else:
-                d.copy_(self.m)
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
+        d = torch.add(g, x, alpha=self.weight_decay, out=self.delta) if self.weight_decay else g
         self.t += 1
-        return d.mul_(lr)
+        if not self.momentum:
+            return d, lr
+        if self.t == 1:
+            self.m.copy_(d)
+        else:
+            self.m.mul_(self.momentum).add_(d, alpha=1.0 - self.dampening)
+        if self.nesterov:
+            return torch.add(d, self.m, alpha=self.momentum, out=self.delta), lr
+        return self.m, lr
 
     def _saved(self) -> tuple[str, ...]:
         return self.moments if self.momentum else ()
@@ -109,7 +113,7 @@ class Adam(LocalRule):
         self.v_max = torch.zeros_like(like) if amsgrad else None
         self._denom = torch.empty_like(like)
 
-    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
         self.t += 1
         if self.weight_decay and not self.decoupled:
             g = torch.add(g, x, alpha=self.weight_decay, out=self.delta)
@@ -121,10 +125,10 @@ class Adam(LocalRule):
         bias1 = 1.0 - self.beta1**self.t
         bias2 = 1.0 - self.beta2**self.t
         denom = torch.sqrt(second, out=self._denom).div_(math.sqrt(bias2)).add_(self.eps)
-        torch.div(self.m, denom, out=self.delta).mul_(lr / bias1)
-        if self.weight_decay and self.decoupled:
-            self.delta.add_(x, alpha=lr * self.weight_decay)
-        return self.delta
+        torch.div(self.m, denom, out=self.delta)
+        if self.weight_decay and self.decoupled:  # Δ = lr (m̂/denom + wd x): one scale for both terms
+            self.delta.add_(x, alpha=self.weight_decay * bias1)
+        return self.delta, lr / bias1
 
     def _saved(self) -> tuple[str, ...]:
         return ("m", "v", "v_max") if self.v_max is not None else ("m", "v")
@@ -147,13 +151,13 @@ class Adagrad(LocalRule):
         self.v = torch.full_like(like, initial_accumulator_value)
         self._denom = torch.empty_like(like)
 
-    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
         self.t += 1
         if self.weight_decay:
             g = torch.add(g, x, alpha=self.weight_decay, out=self.delta)
         self.v.addcmul_(g, g, value=1.0)
         clr = lr / (1.0 + (self.t - 1) * self.lr_decay)
-        return torch.div(g, torch.sqrt(self.v, out=self._denom).add_(self.eps), out=self.delta).mul_(clr)
+        return torch.div(g, torch.sqrt(self.v, out=self._denom).add_(self.eps), out=self.delta), clr
 
 
 class HeavyBall(LocalRule):
@@ -168,10 +172,10 @@ class HeavyBall(LocalRule):
         self.beta = beta
         self.m = torch.zeros_like(like)
 
-    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
         self.t += 1
         self.m.lerp_(g, 1.0 - self.beta)
-        return torch.mul(self.m, lr, out=self.delta)
+        return self.m, lr
 
 
 class DamscoRule(LocalRule):
@@ -191,13 +195,13 @@ class DamscoRule(LocalRule):
         self.u = torch.zeros_like(like)
         self.u_hat = torch.zeros_like(like)
 
-    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
         self.t += 1
         self.m.lerp_(g, 1.0 - self.beta1)
         self.u_hat.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
         torch.maximum(self.u, self.u_hat, out=self.u)
         torch.add(self.u, self.eps, out=self.delta).sqrt_()
-        return torch.div(self.m, self.delta, out=self.delta).mul_(lr)
+        return torch.div(self.m, self.delta, out=self.delta), lr
 
     def _saved(self) -> tuple[str, ...]:
         return ("m", "u", "u_hat")
@@ -225,14 +229,14 @@ class DadamRule(LocalRule):
         self.v = torch.zeros_like(like)
         self.v_hat = torch.zeros_like(like)
 
-    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> torch.Tensor:
+    def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
         self.t += 1
         self.m.lerp_(g, 1.0 - self.beta1)
         self.v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
         torch.maximum(self.v_hat, self.v, out=self.delta)
         self.v_hat.mul_(self.beta3).add_(self.delta, alpha=1.0 - self.beta3)
         torch.sqrt(self.v_hat, out=self.delta).add_(self.eps)
-        return torch.div(self.m, self.delta, out=self.delta).mul_(lr)
+        return torch.div(self.m, self.delta, out=self.delta), lr
 
     def _saved(self) -> tuple[str, ...]:
         return ("m", "v", "v_hat")

@@ -242,6 +242,7 @@ class Trainer:
             loss.backward()
             return loss.detach()
 
+        self.optimizer.begin_step()  # may post x_t's exchange, to travel during the backward pass
         loss = gradient()
         if loss is not None and not torch.isfinite(loss):
             if self.cfg.trainer.on_nonfinite == "stop":
@@ -287,7 +288,8 @@ class Trainer:
             "bytes_received_per_node": counters[1].item(),
             "bytes_sent_max_node": most[0].item(),
             # mean over nodes and sampled steps since the last evaluation (none sampled: NaN)
-            "compression_error": (error[0] / error[1]).item() if error[1] > 0 else float("nan"),
+            "compression_error": (error[0] / error[1]).item() if error[1] > 0 else
+            (0.0 if self.cfg.compressor.name == "none" else float("nan")),
         }
         nodes = self._node_rows(epoch, ev, compute)
         if self.writer:

@@ -229,3 +229,11 @@ def test_compressed_gossip_under_mpi_counts_the_wire_bytes(tmp_path, compressor,
     local = launch(None, [*args, "backend=local", "backend.nodes=3", "hydra.run.dir=local"], tmp_path)
     assert local.returncode == 0, local.stderr
     assert _metrics_without_times(tmp_path / "mpi") == _metrics_without_times(tmp_path / "local")
+
+
+def test_overlap_under_mpi_gives_the_same_metrics(tmp_path):
+    args = [*FAST, "trainer.epochs=2", "trainer.threads=1"]
+    plain = launch(3, [*args, "hydra.run.dir=plain"], tmp_path)
+    overlapped = launch(3, [*args, "optimizer.overlap=true", "hydra.run.dir=overlap"], tmp_path)
+    assert plain.returncode == 0 and overlapped.returncode == 0, overlapped.stderr
+    assert _metrics_without_times(tmp_path / "plain") == _metrics_without_times(tmp_path / "overlap")
