@@ -40,6 +40,7 @@ class QSGD(Compressor):
         self.bits = self.level_bits + 1
         self.generators = DeviceGenerators(derived_seed(self.ctx.seed, self.ctx.rank, 0x51534744))
         self._payloads = PayloadBuffer()
+        self._padded: dict[tuple, torch.Tensor] = {}
 
     def _bucket(self, numel: int) -> int:
         return min(numel, self.bucket_size) if self.bucket_size else numel
@@ -61,8 +62,12 @@ class QSGD(Compressor):
         rows = -(-x.numel() // bucket)
         if rows * bucket == x.numel():
             return x.view(rows, bucket)
-        padded = torch.zeros(rows * bucket, dtype=x.dtype, device=x.device)
-        padded[: x.numel()] = x
+        # Reused across steps: only the prefix is rewritten, the padding stays zero.
+        key = (rows * bucket, x.dtype, x.device)
+        padded = self._padded.get(key)
+        if padded is None:
+            padded = self._padded[key] = torch.zeros(rows * bucket, dtype=x.dtype, device=x.device)
+        padded[: x.numel()].copy_(x)
         return padded.view(rows, bucket)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

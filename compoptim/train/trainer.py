@@ -85,7 +85,10 @@ class Trainer:
 
         self.model = make_model()
         self.flat = FlatParameters(self.model)
-        build_compressor(cfg.compressor, self._compress_context(0))  # a bad setting fails here, once
+        # Built once up front: a bad setting fails here, before the optimizer; and its wire
+        # bits per model entry (32 uncompressed) go to the summary for the report.
+        self.bits_per_element = build_compressor(cfg.compressor, self._compress_context(0)).bits_per_element(
+            self.flat.numel)
 
         def compressors(stream: int):
             # One compressor per communicated variable, its random draws kept apart by stream.
@@ -99,9 +102,6 @@ class Trainer:
                                    average_buffers_into_local=cfg.model.get("bn_stats", "averaged") == "averaged")
         self.writer = RunWriter(run_dir) if self.is_writer else None
         self.logger = build_logger(cfg.logger, run_dir) if self.is_writer else NullLogger()
-        # Wire bits per model entry of one message (32 uncompressed), for the report.
-        self.bits_per_element = build_compressor(cfg.compressor, self._compress_context(0)).bits_per_element(
-            self.flat.numel)
         self.num_params = self.flat.numel
         self.samples_per_epoch = len(data.y_train)
         self.run_dir = Path(run_dir)
