@@ -5,7 +5,7 @@ import torch
 
 from compoptim.comm import run_local
 from compoptim.compress import CompressContext, Identity
-from compoptim.topology import complete, ring
+from compoptim.topology import complete, one_peer_exponential, ring
 
 
 @pytest.mark.parametrize("topology", [ring(1), ring(2), ring(5), complete(4)], ids=lambda t: f"{t.name}{t.n}")
@@ -51,3 +51,39 @@ def test_failure_on_one_node_stops_the_others():
     with pytest.raises(RuntimeError, match="node 1 broke"):
         run_local(ring(3), node)
     assert not released.is_set()
+
+
+@pytest.mark.parametrize("active", [1, 2, 32])
+def test_many_nodes_mix_in_place_for_many_rounds(active):
+    """32 nodes, x gossiped in place (the payload is x itself) through a time-varying graph,
+    with metric reductions in between: after R rounds every node holds (W_R...W_1 X)_i, so no
+    node ever read a neighbour's slot after the neighbour had rewritten it."""
+    topology = one_peer_exponential(32)
+    n, d, rounds = topology.n, 19, 12
+    xs = torch.randn(n, d, dtype=torch.float64)
+    expected = xs.clone()
+    for r in range(rounds):
+        expected = torch.tensor(topology.matrix(r)) @ expected
+    c = Identity(CompressContext(dtype=torch.float64))
+
+    def node(comm):
+        x = xs[comm.rank].clone()
+        for r in range(rounds):
+            comm.neighbor_mix(c.encode(x), c, out=x, step=r)
+            if r % 5 == 0:
+                comm.allreduce_(torch.ones(3), "sum")
+        return x
+
+    results = run_local(topology, node, active=active)
+    torch.testing.assert_close(torch.stack(results), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_failure_with_one_run_token_stops_the_others():
+    def node(comm):
+        if comm.rank == 3:
+            raise RuntimeError("node 3 broke")
+        for _ in range(3):
+            comm.allreduce_(torch.zeros(1))
+
+    with pytest.raises(RuntimeError, match="node 3 broke"):
+        run_local(ring(8), node, active=1)
