@@ -1,21 +1,31 @@
-"""Training step time with communication vs without, measured side by side in one MPI job.
+"""Where a training step's time goes: gossip vs no communication, overlap, and the optimizer
+step vs torch.optim, all measured in one run and printed as one table.
 
-    python scripts/bench_step.py          # -np 2 and 4: dsgd, dsgd + overlap, choco_sgd + top-1% vs no comm
-    python scripts/bench_step.py --nps 4 --variants topology=ring topology=exponential --steps 50
+    python scripts/bench_step.py                       # -np 4 (and 2): LeNet-5, batch 32, ring
+    python scripts/bench_step.py --nps 4 --common model=resnet20 dataset=synthetic \\
+        "dataset.image_shape=[3,32,32]" --steps 10     # the same for ResNet-20
 
-Every rank builds one Trainer per variant (each over its own duplicate of COMM_WORLD) plus
-the baseline ``topology=none`` (no communication at all), all with the same model, data and
-batch size (default: LeNet-5 on digits, batch 32 per node). Blocks of ``steps`` training
-steps (forward, backward, optimizer step with its gossip) then alternate between the
-variants, ``repeats`` times; a block's time is the slowest rank's, the figure is the median
-per step. The ratio variant / baseline is the communication overhead; the time split
-(compute / compress / comm / wait) comes from the communicator's counters.
+Communication rows: every rank builds one Trainer per variant (each over its own duplicate
+of COMM_WORLD) plus the baseline ``topology=none`` (no communication at all), all with the
+same model, data and batch size. Blocks of ``steps`` training steps (forward, backward,
+optimizer step with its gossip) alternate between the variants, ``repeats`` times; a
+block's time is the slowest rank's, the figure is the median per step. The ratio
+variant / baseline is the communication overhead; compress / comm / wait come from the
+communicator's counters (ms per step, mean over ranks). The overlap row compares D-PSGD
+with and without ``optimizer.overlap`` (x_t sent during the backward pass).
+
+Optimizer rows (this process, no MPI): ``optimizer.step()`` of one node with no
+communication against ``torch.optim.<Rule>(foreach=True)`` on the same model and the same
+gradients, alternating blocks; also torch's ``fused=True`` for reference.
+Ranks per core above 1 means the job oversubscribes the machine: a waiting rank then
+waits for a neighbour the OS has descheduled, which no code change can remove.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -24,33 +34,44 @@ from pathlib import Path
 from mpi_jobs import markdown_table, run_worker
 
 BASELINE = "topology=none"
+OVERLAP = ("topology=ring", "topology=ring optimizer.overlap=true")
+TARGETS = {"topology=ring": 1.10, "optimizer=choco_sgd compressor=topk": 1.25, "optimizer step": 1.2}
+NAMES = {"topology=ring": "dsgd, ring", "topology=ring optimizer.overlap=true": "dsgd, ring, overlap",
+         "optimizer=choco_sgd compressor=topk": "choco_sgd + top-1%, ring",
+         "optimizer=damsco compressor=topk": "damsco + top-1%, ring"}
+
+
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from compoptim.config import register_schemas
+
+    register_schemas()
+    OmegaConf.register_new_resolver("run_stamp", lambda: "bench", replace=True)
+    with initialize_config_module("compoptim.conf", version_base="1.3"):
+        return compose("config", overrides=overrides)
 
 
 def worker(variants: list[str], common: list[str], steps: int, repeats: int) -> None:
     import torch
-    from hydra import compose, initialize_config_module
     from mpi4py import MPI
-    from omegaconf import OmegaConf
 
     from compoptim.cli.world import default_threads, node_local
     from compoptim.comm.mpi import MPICommunicator
-    from compoptim.config import register_schemas
     from compoptim.topology import build_topology
     from compoptim.train import Trainer
 
     world = MPI.COMM_WORLD
     local = node_local(world)
     torch.set_num_threads(default_threads(local.Get_size()))
-    register_schemas()
-    OmegaConf.register_new_resolver("run_stamp", lambda: "bench", replace=True)
     trainers, batches = {}, {}
-    with initialize_config_module("compoptim.conf", version_base="1.3"):
-        for variant in [*variants, BASELINE]:
-            cfg = compose("config", overrides=[*common, *variant.split()])
-            comm = MPICommunicator(world.Dup(), build_topology(cfg.topology, world.Get_size()))
-            trainers[variant] = Trainer(cfg, comm, Path(tempfile.mkdtemp(prefix="bench_step")),
-                                        torch.device("cpu"), log=lambda _m: None)
-            batches[variant] = _endless(trainers[variant].loader)
+    for variant in [*variants, BASELINE]:
+        cfg = _compose([*common, *variant.split()])
+        comm = MPICommunicator(world.Dup(), build_topology(cfg.topology, world.Get_size()))
+        trainers[variant] = Trainer(cfg, comm, Path(tempfile.mkdtemp(prefix="bench_step")),
+                                    torch.device("cpu"), log=lambda _m: None)
+        batches[variant] = _endless(trainers[variant].loader)
 
     def block(variant: str) -> float:
         trainer, source = trainers[variant], batches[variant]
@@ -77,7 +98,7 @@ def worker(variants: list[str], common: list[str], steps: int, repeats: int) -> 
         c.allreduce_(split, "mean")
         rows.append({"n": world.Get_size(), "variant": variant, "step_ms": 1e3 * statistics.median(times[variant]),
                      **{f"{k}_ms": 1e3 * v / total_steps for k, v in zip(("compress", "comm", "wait"), split.tolist())},
-                     "threads": torch.get_num_threads()})
+                     "threads": torch.get_num_threads(), "ranks_per_node": local.Get_size()})
     if world.Get_rank() == 0:
         print("RESULT " + json.dumps(rows), flush=True)
 
@@ -87,27 +108,94 @@ def _endless(loader):
         yield from loader.epoch()
 
 
-def table(rows: list[dict]) -> str:
-    head = ("| ranks | variant | step ms | / no communication | compress ms | comm ms | wait ms | threads/rank |")
+def optimizer_rows(common: list[str], repeats: int) -> list[dict]:
+    """compoptim's step() (one node, no communication) vs torch.optim on the same model and gradients."""
+    import torch
+
+    from compoptim.comm import local_network
+    from compoptim.topology import build_topology
+    from compoptim.train import Trainer
+
+    torch.set_num_threads(1)  # as one rank per core gets
+    torch.manual_seed(0)
+    specs = [("sgd, momentum 0.9", ["optimizer=sgd", "optimizer.momentum=0.9"],
+              lambda p, **kw: torch.optim.SGD(p, lr=0.01, momentum=0.9, **kw)),
+             ("adam", ["optimizer=adam"], lambda p, **kw: torch.optim.Adam(p, lr=1e-3, **kw))]
+    rows = []
+    for label, overrides, make in specs:
+        cfg = _compose([*common, *overrides, "topology=none", "backend=local", "backend.nodes=1"])
+        comm = local_network(build_topology(cfg.topology, 1))[0]
+        trainer = Trainer(cfg, comm, Path(tempfile.mkdtemp(prefix="bench_opt")), torch.device("cpu"),
+                          log=lambda _m: None)
+        trainer.flat.grads.normal_()
+        reference = [p.detach().clone().requires_grad_() for p in trainer.model.parameters()]
+        for p, q in zip(reference, trainer.model.parameters()):
+            p.grad = q.grad.detach().clone()
+        contenders = {"compoptim": trainer.optimizer.step, "torch foreach": make(reference, foreach=True).step,
+                      "torch fused": make(reference, fused=True).step}
+        times = {name: [] for name in contenders}
+        for fn in contenders.values():
+            _time_block(fn, 50)
+        for _ in range(repeats):
+            for name, fn in contenders.items():
+                times[name].append(_time_block(fn, 300))
+        med = {name: 1e6 * statistics.median(ts) for name, ts in times.items()}
+        rows.append({"label": label, "params": trainer.num_params, **med})
+    return rows
+
+
+def _time_block(fn, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def table(rows: list[dict], opt_rows: list[dict], cores: int) -> str:
+    head = ("| measured | ranks (per core) | ms per step | baseline | baseline ms | ratio | target | "
+            "compress ms | comm ms | wait ms | threads/rank |")
     lines = []
-    base = {r["n"]: r["step_ms"] for r in rows if r["variant"] == BASELINE}
-    for r in rows:
-        lines.append(f"| {r['n']} | {r['variant']} | {r['step_ms']:.3f} | {r['step_ms'] / base[r['n']]:.3f} "
-                     f"| {r['compress_ms']:.3f} | {r['comm_ms']:.3f} | {r['wait_ms']:.3f} | {r['threads']} |")
+    for n in sorted({r["n"] for r in rows}):
+        at_n = {r["variant"]: r for r in rows if r["n"] == n}
+        base = at_n[BASELINE]
+        per_core = f"{n} ({base['ranks_per_node'] / cores:g})"
+        for variant, r in at_n.items():
+            if variant == BASELINE:
+                continue
+            lines.append(_line(NAMES.get(variant, variant), per_core, r["step_ms"], "no communication",
+                               base["step_ms"], TARGETS.get(variant), r))
+        if all(v in at_n for v in OVERLAP):
+            off, on = at_n[OVERLAP[0]], at_n[OVERLAP[1]]
+            lines.append(_line("dsgd, ring: overlap on", per_core, on["step_ms"], "overlap off", off["step_ms"],
+                               None, None))
+    for r in opt_rows:
+        for reference in ("torch foreach", "torch fused"):
+            target = TARGETS["optimizer step"] if reference == "torch foreach" else None
+            lines.append(_line(f"step(), {r['label']} ({r['params']:,} params)", "1, no comm",
+                               r["compoptim"] / 1e3, f"torch.optim {reference.split()[1]}", r[reference] / 1e3,
+                               target, None))
     return markdown_table(head, lines)
+
+
+def _line(what: str, ranks: str, ms: float, base_name: str, base_ms: float, target: float | None,
+          split: dict | None) -> str:
+    ratio = ms / base_ms
+    goal = f"<= {target:.2f} ({'met' if ratio <= target else 'NOT met'})" if target else ""
+    times = (f"{split['compress_ms']:.3f} | {split['comm_ms']:.3f} | {split['wait_ms']:.3f} | {split['threads']}"
+             if split else " | | | ")
+    return f"| {what} | {ranks} | {ms:.4f} | {base_name} | {base_ms:.4f} | {ratio:.3f} | {goal} | {times} |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nps", type=int, nargs="+", default=[2, 4], help="ranks per job (default: 2 4)")
-    parser.add_argument("--variants", nargs="+",
-                        default=["topology=ring", "topology=ring optimizer.overlap=true",
-                                 "optimizer=choco_sgd compressor=topk"],
+    parser.add_argument("--nps", type=int, nargs="+", default=[4, 2], help="ranks per job (default: 4 2)")
+    parser.add_argument("--variants", nargs="+", default=list(NAMES),
                         help="configs to compare with topology=none, each a space-separated list of overrides")
     parser.add_argument("--common", nargs="*", default=["model=lenet5", "trainer.batch_size=32"],
-                        help="overrides shared by every variant")
+                        help="overrides shared by every variant (and the optimizer rows)")
     parser.add_argument("--steps", type=int, default=40, help="training steps per timed block")
     parser.add_argument("--repeats", type=int, default=7, help="timed blocks per variant; the median is reported")
+    parser.add_argument("--mpirun-args", default="", help="extra mpirun arguments, one string")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -115,8 +203,11 @@ def main() -> None:
         return
     rows = [row for np_ in args.nps for row in run_worker(__file__, np_, [
         "--steps", str(args.steps), "--repeats", str(args.repeats), "--variants", *args.variants,
-        "--common", *args.common])]
-    print(table(rows))
+        "--common", *args.common], mpirun_args=args.mpirun_args.split())]
+    opt_rows = optimizer_rows(args.common, args.repeats)
+    cores = len(os.sched_getaffinity(0))
+    print(f"{cores} cores; common: {' '.join(args.common)}")
+    print(table(rows, opt_rows, cores))
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 
-def run_worker(script: str, np_: int, args: list[str], timeout_s: float = 3600) -> list[dict]:
-    """``mpirun -np np_ python script --worker *args``; the rows the worker reported."""
+def run_worker(script: str, np_: int, args: list[str], timeout_s: float = 3600,
+               mpirun_args: list[str] | None = None) -> list[dict]:
+    """``mpirun [mpirun_args] -np np_ python script --worker *args``; the rows the worker reported."""
     mpirun = Path(sys.executable).with_name("mpirun")
-    cmd = [str(mpirun if mpirun.exists() else "mpirun"), "-np", str(np_), sys.executable, script, "--worker", *args]
+    cmd = [str(mpirun if mpirun.exists() else "mpirun"), *(mpirun_args or []), "-np", str(np_), sys.executable,
+           script, "--worker", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

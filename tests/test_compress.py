@@ -245,15 +245,24 @@ def test_same_code_on_cuda(name):
     assert c.decode(payload, D).is_cuda
 
 
-def test_fast_top_k_selection_is_exact_on_large_vectors():
-    from compoptim.compress.topk import largest_indices
+@pytest.mark.parametrize("impl", ["dispatch", "torch", "numpy"])
+def test_fast_top_k_selection_is_exact(impl):
+    from compoptim.compress import topk
 
+    select = {"dispatch": topk.largest_indices, "torch": topk._largest_indices_torch,
+              "numpy": lambda x, k, g: torch.from_numpy(topk._largest_indices_numpy(x.numpy(), k))}[impl]
     g = torch.Generator().manual_seed(1)
-    for n, k in ((200_000, 2_000), (300_000, 30), (100_000, 12_000)):
+    for n, k in ((200_000, 2_000), (300_000, 30), (100_000, 12_000), (61_706, 618), (5000, 1), (100, 7)):
         x = torch.randn(n, generator=g).abs()
-        assert set(largest_indices(x, k, g).tolist()) == set(torch.topk(x, k).indices.tolist())
+        assert set(select(x, k, g).tolist()) == set(torch.topk(x, k).indices.tolist())
     ties = torch.ones(100_000)  # all equal: any k entries are a top k
-    assert largest_indices(ties, 500, g).unique().numel() == 500
+    assert select(ties, 500, g).unique().numel() == 500
+    spiky = torch.zeros(100_000)  # the systematic sample sees only zeros: the threshold lets all pass
+    spiky[torch.randperm(100_000, generator=g)[:300]] = torch.rand(300, generator=g) + 1
+    assert set(select(spiky, 300, g).tolist()) == set(spiky.nonzero().squeeze(1).tolist())
+    nan = torch.randn(100_000, generator=g).abs()
+    nan[::7] = float("nan")  # a diverged vector: still k distinct indices, no error
+    assert select(nan, 1000, g).unique().numel() == 1000
 
 
 def test_random_k_sampling_is_without_replacement_and_sorted():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from compoptim.compress.base import CompressContext, Compressor
@@ -81,11 +82,19 @@ class TopK(Compressor):
 def largest_indices(magnitudes: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """Indices of the k largest entries (any order), exactly as torch.topk gives them, faster.
 
-    For k well below n, a threshold is estimated from a random sample so that about 1.5k
-    entries pass; torch.topk then runs on those candidates only. If fewer than k pass (a
-    bad sample), it falls back to torch.topk on everything: every entry of the true top k
-    is at least the threshold whenever at least k entries are, so the result is exact.
+    For k well below n, a threshold is estimated from a sample so that about 1.5k entries
+    pass; an exact top k then runs on those candidates only. If fewer than k pass (a bad
+    sample), it falls back to a top k of everything: every entry of the true top k is at
+    least the threshold whenever at least k entries are, so the result is exact. On the
+    CPU the work is done by numpy on the same memory (no copy): its selection and
+    non-zero scan are 3-6x faster than torch's here (``scripts/bench_compress.py``).
     """
+    if magnitudes.device.type == "cpu" and magnitudes.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(_largest_indices_numpy(magnitudes.numpy(), k))
+    return _largest_indices_torch(magnitudes, k, generator)
+
+
+def _largest_indices_torch(magnitudes: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     n = magnitudes.numel()
     if n < 65536 or 8 * k > n:
         return torch.topk(magnitudes, k, sorted=False).indices
@@ -97,6 +106,21 @@ def largest_indices(magnitudes: torch.Tensor, k: int, generator: torch.Generator
     if candidates.numel() < k:
         return torch.topk(magnitudes, k, sorted=False).indices
     return candidates[torch.topk(magnitudes[candidates], k, sorted=False).indices]
+
+
+def _largest_indices_numpy(a: np.ndarray, k: int) -> np.ndarray:
+    n = a.size
+    if n < 4096 or 8 * k > n:
+        return np.argpartition(a, n - k)[n - k :]
+    # A systematic sample (every step-th entry, about 64 per kept entry) for the threshold:
+    # deterministic, and stratified over the layers of a flat model vector.
+    sample = a[:: max(1, k // 64)]
+    position = max(0, int(sample.size * (1.0 - 1.5 * k / n)))
+    threshold = np.partition(sample, position)[position]
+    candidates = np.flatnonzero(a >= threshold)  # NaN threshold: none pass, the fallback is exact
+    if candidates.size < k:
+        return np.argpartition(a, n - k)[n - k :]
+    return candidates[np.argpartition(a[candidates], candidates.size - k)[candidates.size - k :]]
 
 
 class _Plan:
