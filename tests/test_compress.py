@@ -237,6 +237,20 @@ def test_bad_settings_are_one_line_errors(cfg, message):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_top_k_selection_on_cuda_equals_cpu():
+    """The GPU selects with torch, the CPU with numpy: the same top k either way."""
+    from compoptim.compress.topk import largest_indices
+
+    g = torch.Generator().manual_seed(3)
+    cuda_g = torch.Generator(device="cuda").manual_seed(3)
+    for n, k in ((61_706, 618), (269_722, 2698), (1_000_000, 10_000), (5000, 3)):
+        x = torch.randn(n, generator=g).abs()
+        on_cpu = set(largest_indices(x, k, g).tolist())
+        assert set(largest_indices(x.cuda(), k, cuda_g).cpu().tolist()) == on_cpu
+        assert on_cpu == set(torch.topk(x, k).indices.tolist())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("name", NAMES)
 def test_same_code_on_cuda(name):
     c, x = make(name), vector().cuda()

@@ -207,3 +207,7 @@ def _agree_on_build(world: MPI.Comm, error: Exception | None, run_dir: Path) -> 
     if rank == 0:
         mark_failed(run_dir, error or RuntimeError(f"rank {failed[0]}: {reports[failed[0]]}"))
     raise AgreedExit(2)
+
+
+if __name__ == "__main__":
+    main()
