@@ -55,7 +55,7 @@ def timed(fn, repeats: int, device: torch.device) -> float:
 def bench(numel: int, repeats: int, device: torch.device) -> list[dict]:
     x = torch.randn(numel, device=device)
     side = 1000
-    layout = tuple((side, side) for _ in range(numel // side**2)) + ((numel % side**2,) if numel % side**2 else ())
+    layout = tuple((side, side) for _ in range(numel // side**2)) + (((numel % side**2,),) if numel % side**2 else ())
     ctx = CompressContext(layout=layout, seed=0, rank=0)
     dense = 4 * numel
     copy_target = torch.empty_like(x)

@@ -12,7 +12,7 @@ optimizer step with its gossip) alternate between the variants, ``repeats`` time
 block's time is the slowest rank's, the figure is the median per step. The ratio
 variant / baseline is the communication overhead; compress / comm / wait come from the
 communicator's counters (ms per step, mean over ranks). The overlap row compares D-PSGD
-with and without ``optimizer.overlap`` (x_t sent during the backward pass).
+with and without ``optimizer.overlap`` (x_t sent during the backward pass, on by default).
 
 Optimizer rows (this process, no MPI): ``optimizer.step()`` of one node with no
 communication against ``torch.optim.<Rule>(foreach=True)`` on the same model and the same
@@ -34,9 +34,10 @@ from pathlib import Path
 from mpi_jobs import markdown_table, run_worker
 
 BASELINE = "topology=none"
-OVERLAP = ("topology=ring", "topology=ring optimizer.overlap=true")
+OFF = "topology=ring optimizer.overlap=false"
+OVERLAP = (OFF, "topology=ring")  # (off, on): dsgd overlaps by default
 TARGETS = {"topology=ring": 1.10, "optimizer=choco_sgd compressor=topk": 1.25, "optimizer step": 1.2}
-NAMES = {"topology=ring": "dsgd, ring", "topology=ring optimizer.overlap=true": "dsgd, ring, overlap",
+NAMES = {"topology=ring": "dsgd, ring (overlap on, the default)", OFF: "dsgd, ring, overlap off",
          "optimizer=choco_sgd compressor=topk": "choco_sgd + top-1%, ring",
          "optimizer=damsco compressor=topk": "damsco + top-1%, ring"}
 
@@ -53,7 +54,7 @@ def _compose(overrides: list[str]):
         return compose("config", overrides=overrides)
 
 
-def worker(variants: list[str], common: list[str], steps: int, repeats: int) -> None:
+def worker(variants: list[str], common: list[str], steps: int, repeats: int, threads: int | None) -> None:
     import torch
     from mpi4py import MPI
 
@@ -64,7 +65,7 @@ def worker(variants: list[str], common: list[str], steps: int, repeats: int) -> 
 
     world = MPI.COMM_WORLD
     local = node_local(world)
-    torch.set_num_threads(default_threads(local.Get_size()))
+    torch.set_num_threads(threads or default_threads(local.Get_size()))
     trainers, batches = {}, {}
     for variant in [*variants, BASELINE]:
         cfg = _compose([*common, *variant.split()])
@@ -195,15 +196,18 @@ def main() -> None:
                         help="overrides shared by every variant (and the optimizer rows)")
     parser.add_argument("--steps", type=int, default=40, help="training steps per timed block")
     parser.add_argument("--repeats", type=int, default=7, help="timed blocks per variant; the median is reported")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per rank (default: the rank's share of the cores, as compoptim-run)")
     parser.add_argument("--mpirun-args", default="", help="extra mpirun arguments, one string")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.variants, args.common, args.steps, args.repeats)
+        worker(args.variants, args.common, args.steps, args.repeats, args.threads)
         return
+    threads = ["--threads", str(args.threads)] if args.threads else []
     rows = [row for np_ in args.nps for row in run_worker(__file__, np_, [
         "--steps", str(args.steps), "--repeats", str(args.repeats), "--variants", *args.variants,
-        "--common", *args.common], mpirun_args=args.mpirun_args.split())]
+        "--common", *args.common, *threads], mpirun_args=args.mpirun_args.split())]
     opt_rows = optimizer_rows(args.common, args.repeats)
     cores = len(os.sched_getaffinity(0))
     print(f"{cores} cores; common: {' '.join(args.common)}")

@@ -16,7 +16,7 @@ from compoptim.compress import CompressContext, build_compressor
 from compoptim.errors import UserError
 from compoptim.optim import OPTIMIZERS, FlatParameters, build_optimizer
 from compoptim.optim.schedules import LRSchedule
-from compoptim.topology import complete, ring
+from compoptim.topology import complete, disconnected, ring
 from tests.conftest import compose_config
 
 NONE = {"name": "none"}
@@ -328,6 +328,20 @@ def test_overlapped_exchange_gives_the_same_trajectory():
     atc = opt_cfg("sgd", "optimizer.overlap=true")
     with pytest.raises(UserError, match=r"optimizer\.overlap sends x_t while the gradient is computed"):
         run_local(ring(2), lambda comm: make(atc, FlatParameters(Vector(torch.zeros(4))), comm))
+
+
+@pytest.mark.parametrize("overrides, topology, expected", [
+    (["optimizer=dsgd"], ring(3), True),  # the default: on where the form allows
+    (["optimizer=dsgd", "optimizer.overlap=false"], ring(3), False),
+    (["optimizer=dsgd", "optimizer.period=4"], ring(3), False),  # not possible: off, no error
+    (["optimizer=dsgd", "optimizer.tracking=true"], ring(3), False),
+    (["optimizer=dsgd"], disconnected(3), False),  # nobody to talk to
+    (["optimizer=sgd"], ring(3), False),  # adapt-then-combine
+])
+def test_overlap_defaults_to_on_where_possible(overrides, topology, expected):
+    cfg = opt_cfg(overrides[0].split("=")[1], *overrides[1:])
+    found = run_local(topology, lambda comm: make(cfg, FlatParameters(Vector(torch.zeros(4))), comm).overlap)
+    assert found == [expected] * topology.n
 
 
 def test_lr_schedules():

@@ -116,3 +116,25 @@ def test_topk_and_sign_send_5x_and_25x_fewer_bytes_than_none(tmp_path):
     sent = {c: train(tmp_path / c, 4, "trainer.epochs=1", "optimizer=sgd", f"compressor={c}")[0]["bytes_sent_per_node"]
             for c in ("none", "topk", "sign")}
     assert sent["none"] / sent["topk"] >= 5 and sent["none"] / sent["sign"] >= 25
+
+
+def test_overlap_polls_the_exchange_during_the_backward_pass(tmp_path):
+    """With optimizer.overlap, every parameter's finished gradient lets the exchange in flight
+    progress (MPI moves large messages only inside MPI calls); without it, nothing is polled."""
+    cfg = compose_config("model=lenet5", "optimizer=dsgd", "trainer.epochs=1")
+
+    def polls(overlap):
+        cfg.optimizer.overlap = overlap
+
+        def node(comm):
+            calls = []
+            comm.progress = lambda: calls.append(1)
+            trainer = Trainer(cfg, comm, tmp_path / str(overlap), torch.device("cpu"), log=lambda _m: None)
+            xb, yb = next(iter(trainer.loader.epoch()))
+            trainer.train_step(xb, yb)
+            return len(calls), sum(1 for _ in trainer.model.parameters())
+
+        return run_local(ring(2), node)
+
+    assert all(calls == tensors for calls, tensors in polls(True))
+    assert all(calls == 0 for calls, _ in polls(False))

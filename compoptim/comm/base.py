@@ -134,6 +134,11 @@ class Communicator(ABC):
         self.compress_time_s += time.perf_counter() - mixing
         return out
 
+    def progress(self) -> None:  # noqa: B027 - a no-op where transfers progress by themselves
+        """Let exchanges in flight advance without waiting for them. Called from the backward
+        pass (once per parameter tensor) while an overlapped exchange travels: MPI libraries
+        without a progress thread move a large message only inside MPI calls."""
+
     def allreduce_(self, tensor: torch.Tensor, op: str = "sum", training: bool = False) -> torch.Tensor:
         """In-place reduction of a contiguous tensor over all nodes: metrics, or with
         ``training`` the all-reduce of a centralized baseline (then counted and timed as

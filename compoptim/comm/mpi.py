@@ -61,6 +61,7 @@ class MPICommunicator(Communicator):
         # Buffers keyed by (what, numel, dtype, device), allocated on first use only.
         self._buffers: dict[tuple, torch.Tensor] = {}
         self._in_flight: dict[int, int] = {}  # payload size -> exchanges of that size in flight
+        self._pending: list[list] = []  # request lists of the exchanges started and not finished
 
     def _buffer(self, key: tuple, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
                 pinned: bool = False) -> torch.Tensor:
@@ -96,7 +97,14 @@ class MPICommunicator(Communicator):
                 torch.cuda.current_stream(device).synchronize()
         requests = [self.comm.Irecv(_buf(recv[k]), source=j, tag=_GOSSIP_TAG) for k, j in enumerate(neighbors)]
         requests += [self.comm.Isend(_buf(send), dest=j, tag=_GOSSIP_TAG) for j in neighbors]
+        self._pending.append(requests)
         return (requests, neighbors, (recv, staged, device, stride, slot), nbytes)
+
+    def progress(self) -> None:
+        # Completed requests become null (a later wait on them is free) and leave the list,
+        # so the polls after an exchange has landed cost nothing.
+        if self._pending:
+            self._pending = [requests for requests in self._pending if not MPI.Request.Testall(requests)]
 
     def _finish(self, handle: tuple) -> list[torch.Tensor]:
         requests, neighbors, buffers, nbytes = handle
@@ -108,6 +116,7 @@ class MPICommunicator(Communicator):
         else:
             self._wait_with_timeout(requests, neighbors, start)
         self.wait_time_s += time.perf_counter() - start
+        self._pending = [r for r in self._pending if r is not requests]
         recv, staged, device, stride, slot = buffers
         self._in_flight[nbytes] -= 1
         if not staged:

@@ -79,7 +79,7 @@ class CommunicationConfig(OptimizerBaseConfig):
     period: int = 1  # gossip=local: steps between averaging
     tracking: bool = False  # gradient tracking
     l1: float = 0.0  # l1 regularisation, applied by its proximal step
-    overlap: bool = False  # cta + exact gossip: send x_t while the gradient is computed
+    overlap: bool | None = None  # send x_t while the gradient is computed (cta + exact); None: whenever possible
 
 
 @dataclass

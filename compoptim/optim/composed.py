@@ -37,17 +37,18 @@ class RuleOptimizer(DecentralizedOptimizer):
     G is the gossip of each variable in ``comm_set`` (x always; the rule's moments m, v on
     request; the tracker y with tracking): exact (sum_j w_ij v_j), CHOCO-compressed with
     consensus step gamma (gamma_y for the tracker), or exact averaging over all nodes
-    (gossip=local: local SGD). With ``overlap`` (CTA, exact gossip), the exchange of x_t
-    starts before the gradient is computed and completes in ``step()``: the same arithmetic,
-    communication hidden behind computation. With ``period`` H > 1, nodes communicate only at steps
-    t = H-1, 2H-1, ... and take H - 1 local steps in between (G = identity then). An l1
+    (gossip=local: local SGD). With ``overlap`` (CTA, exact gossip; on by default where
+    possible), the exchange of x_t starts before the gradient is computed and completes in
+    ``step()``: the same arithmetic, communication hidden behind computation. With
+    ``period`` H > 1, nodes communicate only at steps t = H-1, 2H-1, ... and take H - 1
+    local steps in between (G = identity then). An l1
     term l1·||x||_1 adds its proximal step after the local update.
     """
 
     def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float,
                  rule: LocalRule, name: str, gossip: str = "auto", comm_set: Sequence[str] = ("x",),
                  order: str = "atc", gamma: float = 1.0, period: int = 1, tracking: bool = False,
-                 l1: float = 0.0, gamma_y: float | None = None, overlap: bool = False) -> None:
+                 l1: float = 0.0, gamma_y: float | None = None, overlap: bool | None = None) -> None:
         super().__init__(flat, comm, compressors, lr)
         self.rule, self.name = rule, name
         self.order = _choice("optimizer.order", order, ORDERS)
@@ -88,10 +89,12 @@ class RuleOptimizer(DecentralizedOptimizer):
         if tracking:
             self.y = torch.zeros_like(x)
             self.g_prev = torch.zeros_like(x)
-        if overlap and not (self.order == "cta" and gossip == "exact" and not tracking and period == 1):
+        possible = self.order == "cta" and gossip == "exact" and not tracking and period == 1
+        if overlap and not possible:
             raise UserError("optimizer.overlap sends x_t while the gradient is computed, which needs "
                             "optimizer.order=cta, optimizer.gossip=exact, no tracking and period 1")
-        self.overlap = overlap
+        # None (the default): overlap whenever the form allows and there is someone to talk to.
+        self.overlap = possible and not self.gossips["x"].trivial if overlap is None else bool(overlap)
         self._pending = None
 
     def begin_step(self) -> None:

@@ -102,7 +102,9 @@ def test_a_killed_or_diverging_rank_ends_the_job_within_30_s(tmp_path, fault):
         assert summary["status"] == "diverged"
         assert "Diverged: non-finite training loss" in result.stderr or "not finite" in result.stderr
     else:
-        assert summary["status"] == "running"  # the killed rank could not write; the job still ended
+        # The killed rank writes nothing; rank 0 marks the run failed if it sees the MPI error
+        # before mpirun ends it (timing-dependent), else the summary stays "running".
+        assert summary["status"] in ("failed", "running")
 
 
 def test_sigterm_checkpoints_at_the_epoch_end_and_stops(tmp_path):
