@@ -87,10 +87,14 @@ def largest_indices(magnitudes: torch.Tensor, k: int, generator: torch.Generator
     sample), it falls back to a top k of everything: every entry of the true top k is at
     least the threshold whenever at least k entries are, so the result is exact. On the
     CPU the work is done by numpy on the same memory (no copy): its selection and
-    non-zero scan are 3-6x faster than torch's here (``scripts/bench_compress.py``).
+    non-zero scan are 3-6x faster than torch's here (``scripts/bench_compress.py``). On a
+    GPU, torch.topk itself is used: measured on an H200, the sampled path took 0.23 ms at
+    270k floats and 0.31 ms at 10M, torch.topk alone 0.10 and 0.27 ms.
     """
     if magnitudes.device.type == "cpu" and magnitudes.dtype in (torch.float32, torch.float64):
         return torch.from_numpy(_largest_indices_numpy(magnitudes.numpy(), k))
+    if magnitudes.device.type == "cuda":  # a radix select: faster than any sampling around it
+        return torch.topk(magnitudes, k, sorted=False).indices
     return _largest_indices_torch(magnitudes, k, generator)
 
 
