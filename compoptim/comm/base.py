@@ -64,6 +64,7 @@ class Communicator(ABC):
         self.encode_count = 0
         self._error_sum = 0.0
         self._error_count = 0
+        self._error_buf: torch.Tensor | None = None
         # Weights per round of the topology's period, computed once (not per step).
         self._round_weights = [topology.weights(rank, r) for r in range(topology.period)]
 
@@ -75,8 +76,12 @@ class Communicator(ABC):
         if self.encode_count % ERROR_SAMPLE_EVERY == 0 and compressor.name != "none":
             norm = torch.linalg.vector_norm(x).item()
             if norm > 0:
-                error = torch.linalg.vector_norm(compressor.decode(payload, x.numel()) - x).item()
-                self._error_sum += error / norm
+                # x - C(x) in a kept buffer (no model-sized allocation; sparse payloads touch k entries)
+                if self._error_buf is None or self._error_buf.shape != x.shape or \
+                        self._error_buf.device != x.device or self._error_buf.dtype != x.dtype:
+                    self._error_buf = torch.empty_like(x)
+                compressor.decode_add(payload, self._error_buf.copy_(x), -1.0)
+                self._error_sum += torch.linalg.vector_norm(self._error_buf).item() / norm
                 self._error_count += 1
         self.encode_count += 1
         return payload

@@ -44,7 +44,9 @@ class ErrorFeedback(Compressor):
         # v lives in its own buffer: the payload may be a view of it (identity).
         v = torch.add(x, self.memory, out=self._sum)
         payload = self.inner.encode(v)
-        torch.sub(v, self.inner.decode(payload, x.numel()), out=self.memory)
+        # e = v - C(v) as v plus the payload's decode_add with weight -1: a sparse payload
+        # touches only its k entries, instead of a dense decode and a subtraction.
+        self.inner.decode_add(payload, self.memory.copy_(v), -1.0)
         return payload
 
     def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
