@@ -34,7 +34,8 @@ class _Hub:
 
     def __init__(self, n: int, active: int) -> None:
         self.n = n
-        self.tokens = threading.BoundedSemaphore(max(1, active))
+        self.active = max(1, active)
+        self.tokens = threading.BoundedSemaphore(self.active)
         self.slots: list[Any] = [None] * n  # allgather: each node's tensor
         # send[rank][parity]: that node's payload of its latest exchanges of this parity
         self.send: list[list[torch.Tensor | None]] = [[None, None] for _ in range(n)]
