@@ -16,7 +16,6 @@ n·t1 / (t_n · min(n, cores)) against one node stepping alone (t1, measured in 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -26,9 +25,9 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from compoptim.cli.world import default_threads
 from compoptim.comm import local_network, run_nodes
 from compoptim.config import register_schemas
+from compoptim.cores import default_threads, usable_cores
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
 
@@ -69,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     register_schemas()
     OmegaConf.register_new_resolver("run_stamp", lambda: "bench", replace=True)
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()[0]
     torch.set_num_threads(1)  # t1: one node alone on one core, the unit of the efficiency
     single = build(1, [*args.common, BASELINE])
     source = [_endless(single[0].loader)]

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from mpi_jobs import markdown_table, run_worker
+
+from compoptim.cores import usable_cores
 
 # What "no communication" means for a variant: the same optimizer and local rule, with no
 # neighbours (topology=none, uncompressed exact gossip, which is then skipped).
@@ -66,8 +67,9 @@ def worker(variants: list[str], common: list[str], steps: int, repeats: int, thr
     import torch
     from mpi4py import MPI
 
-    from compoptim.cli.world import default_threads, node_local
+    from compoptim.cli.world import node_local
     from compoptim.comm.mpi import MPICommunicator
+    from compoptim.cores import default_threads
     from compoptim.topology import build_topology
     from compoptim.train import Trainer
 
@@ -217,7 +219,7 @@ def main() -> None:
         "--steps", str(args.steps), "--repeats", str(args.repeats), "--variants", *args.variants,
         "--common", *args.common, *threads], mpirun_args=args.mpirun_args.split())]
     opt_rows = optimizer_rows(args.common, args.repeats)
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()[0]
     print(f"{cores} cores; common: {' '.join(args.common)}")
     print(table(rows, opt_rows, cores))
 

@@ -1,9 +1,10 @@
 import threading
+import time
 
 import pytest
 import torch
 
-from compoptim.comm import run_local
+from compoptim.comm import local_network, run_local
 from compoptim.compress import CompressContext, Identity
 from compoptim.topology import complete, one_peer_exponential, ring
 
@@ -59,12 +60,18 @@ def test_many_nodes_mix_in_place_for_many_rounds(active):
     with metric reductions in between: after R rounds every node holds (W_R...W_1 X)_i, so no
     node ever read a neighbour's slot after the neighbour had rewritten it."""
     topology = one_peer_exponential(32)
-    n, d, rounds = topology.n, 19, 12
+    n, d, rounds = topology.n, 4096, 12
     xs = torch.randn(n, d, dtype=torch.float64)
     expected = xs.clone()
     for r in range(rounds):
         expected = torch.tensor(topology.matrix(r)) @ expected
-    c = Identity(CompressContext(dtype=torch.float64))
+
+    class SlowReader(Identity):  # widens the window in which a neighbour could rewrite its slot
+        def decode_add(self, payload, out, weight):
+            time.sleep(0.0002)
+            super().decode_add(payload, out, weight)
+
+    c = SlowReader(CompressContext(dtype=torch.float64))
 
     def node(comm):
         x = xs[comm.rank].clone()
@@ -87,3 +94,19 @@ def test_failure_with_one_run_token_stops_the_others():
 
     with pytest.raises(RuntimeError, match="node 3 broke"):
         run_local(ring(8), node, active=1)
+
+
+def test_a_communicator_outside_run_nodes_needs_no_run_token():
+    comm = local_network(ring(1))[0]
+    assert comm.allreduce_(torch.ones(2), "sum").tolist() == [1.0, 1.0]
+    assert comm.allreduce_(torch.ones(2), "sum").tolist() == [1.0, 1.0]
+
+
+def test_a_third_exchange_in_flight_is_refused():
+    comm = local_network(ring(1))[0]
+    c = Identity(CompressContext(dtype=torch.float64))
+    x = torch.zeros(3, dtype=torch.float64)
+    comm.start_mix(c.encode(x))
+    comm.start_mix(c.encode(x))
+    with pytest.raises(RuntimeError, match="at most two exchanges in flight"):
+        comm.start_mix(c.encode(x))

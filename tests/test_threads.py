@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from compoptim.cli import world
 from compoptim.comm import local_network
+from compoptim.cores import default_threads
 from compoptim.topology import ring
 
 
@@ -19,7 +19,7 @@ from compoptim.topology import ring
 def test_default_threads_split_the_cores(monkeypatch, cores, allowed, ranks, expected):
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(allowed)))
-    assert world.default_threads(ranks) == expected
+    assert default_threads(ranks) == expected
     assert expected * (ranks if allowed == cores else 1) <= max(cores, ranks)
 
 
@@ -29,3 +29,15 @@ def test_in_process_nodes_compute_about_one_per_core(monkeypatch):
     comms = local_network(ring(16))
     assert comms[0]._hub.active == 4  # 8 cores / 2 threads per node
     assert local_network(ring(16), active=3)[0]._hub.active == 3
+
+
+def test_speed_settings_do_not_block_a_resume():
+    """Threads, device and overlap change speed, not results: a checkpoint stays resumable
+    across them; a setting that changes the arithmetic does not."""
+    from compoptim.train.checkpoint import config_hash
+    from tests.conftest import compose_config
+
+    base = config_hash(compose_config())
+    for override in ("trainer.threads=3", "optimizer.overlap=false", "trainer.checkpoint_every=2"):
+        assert config_hash(compose_config(override)) == base, override
+    assert config_hash(compose_config("optimizer.lr=0.5")) != base

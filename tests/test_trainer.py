@@ -138,3 +138,25 @@ def test_overlap_polls_the_exchange_during_the_backward_pass(tmp_path):
 
     assert all(calls == tensors for calls, tensors in polls(True))
     assert all(calls == 0 for calls, _ in polls(False))
+
+
+def test_overlap_with_a_frozen_parameter(tmp_path, monkeypatch):
+    """A tensor with requires_grad=False stays out of the flat buffers and takes no hook."""
+    import compoptim.train.trainer as trainer_module
+
+    build = trainer_module.build_model
+
+    def with_frozen_bias(*args):
+        model = build(*args)
+        list(model.parameters())[-1].requires_grad_(False)
+        return model
+
+    monkeypatch.setattr(trainer_module, "build_model", with_frozen_bias)
+    cfg = compose_config("model=mlp", "model.hidden=[8]", "optimizer=dsgd", "trainer.epochs=1")
+
+    def node(comm):
+        trainer = Trainer(cfg, comm, tmp_path, torch.device("cpu"), log=lambda _m: None)
+        assert trainer.optimizer.overlap
+        return trainer.fit()["status"]
+
+    assert run_local(ring(2), node) == ["finished", "finished"]

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from compoptim.cli.world import AgreedExit, default_threads, resolve_device
+from compoptim.cli.world import AgreedExit, resolve_device
 from compoptim.comm import local_network, run_nodes
+from compoptim.cores import default_threads
 from compoptim.errors import UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer

@@ -38,7 +38,6 @@ from compoptim.cli.world import (
     abort,
     check_launcher,
     choose_run_stamp,
-    default_threads,
     fail,
     node_local,
     release_stamp,
@@ -46,6 +45,7 @@ from compoptim.cli.world import (
 )
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.config import register_schemas
+from compoptim.cores import default_threads
 from compoptim.data import load_dataset
 from compoptim.errors import UserError
 from compoptim.topology import build_topology

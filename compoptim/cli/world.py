@@ -44,21 +44,6 @@ def node_local(comm: MPI.Comm) -> MPI.Comm:
     return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
 
 
-def default_threads(local_size: int) -> int:
-    """Torch threads for this rank: its share of the cores, at least 1.
-
-    If the launcher bound the process to a subset of the cores (Open MPI's default binding,
-    ``srun -c``), that subset already is the rank's share; otherwise the machine's cores are
-    split evenly among the ranks on it.
-    """
-    total = os.cpu_count() or 1
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        allowed = total
-    if allowed < total:
-        return max(1, allowed)
-    return max(1, allowed // max(1, local_size))
 
 
 def resolve_device(name: str, local_rank: int) -> torch.device:

@@ -11,7 +11,6 @@ MPICommunicator, so the results are bit-identical to an MPI run with the same in
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from compoptim.comm.base import Communicator
+from compoptim.cores import usable_cores
 from compoptim.topology.base import Topology
 
 
@@ -36,18 +36,32 @@ class _Hub:
         self.n = n
         self.active = max(1, active)
         self.tokens = threading.BoundedSemaphore(self.active)
+        # Whether this thread holds a token: only node threads started by run_nodes do, so a
+        # communicator driven from elsewhere (tests, a single node) just uses the barrier.
+        self._holding = threading.local()
         self.slots: list[Any] = [None] * n  # allgather: each node's tensor
         # send[rank][parity]: that node's payload of its latest exchanges of this parity
         self.send: list[list[torch.Tensor | None]] = [[None, None] for _ in range(n)]
         self.barrier = threading.Barrier(n)
 
+    def take_token(self) -> None:
+        self.tokens.acquire()
+        self._holding.token = True
+
+    def give_token(self) -> None:
+        if getattr(self._holding, "token", False):
+            self._holding.token = False
+            self.tokens.release()
+
     def wait(self) -> None:
         """The barrier, without holding a run token while blocked."""
-        self.tokens.release()
+        held = getattr(self._holding, "token", False)
+        self.give_token()
         try:
             self.barrier.wait()
         finally:
-            self.tokens.acquire()
+            if held:
+                self.take_token()
 
 
 class LocalCommunicator(Communicator):
@@ -55,10 +69,14 @@ class LocalCommunicator(Communicator):
         super().__init__(rank, hub.n, topology)
         self._hub = hub
         self._exchanges = 0
+        self._in_flight = 0
         # Send buffers per parity, reused while the payload's size, dtype and device stay the same.
         self._send: list[torch.Tensor | None] = [None, None]
 
     def _start(self, payload: torch.Tensor, neighbors: list[int]) -> tuple[int, list[int]]:
+        if self._in_flight == 2:  # a third would rewrite the slot of the first, still unread
+            raise RuntimeError("the in-process backend holds at most two exchanges in flight per node")
+        self._in_flight += 1
         parity = self._exchanges % 2
         self._exchanges += 1
         slot = self._send[parity]
@@ -73,6 +91,7 @@ class LocalCommunicator(Communicator):
 
     def _finish(self, handle: tuple[int, list[int]]) -> list[torch.Tensor]:
         parity, neighbors = handle
+        self._in_flight -= 1
         start = time.perf_counter()
         self._hub.wait()  # everyone has posted exchange e
         self.wait_time_s += time.perf_counter() - start
@@ -93,7 +112,7 @@ def local_network(topology: Topology, active: int | None = None) -> list[LocalCo
     ``active``: node threads computing at once; by default the cores available divided by
     torch's intra-op threads (at least 1)."""
     if active is None:
-        active = max(1, len(os.sched_getaffinity(0)) // torch.get_num_threads())
+        active = max(1, usable_cores()[0] // torch.get_num_threads())
     hub = _Hub(topology.n, active)
     return [LocalCommunicator(hub, rank, topology) for rank in range(topology.n)]
 
@@ -109,8 +128,8 @@ def run_nodes(comms: Sequence[LocalCommunicator], fns: Sequence[Callable[[], Any
     errors: list[BaseException] = []
 
     def node(rank: int) -> None:
-        hub.tokens.acquire()
         try:
+            hub.take_token()
             results[rank] = fns[rank]()
         except threading.BrokenBarrierError:
             pass
@@ -119,7 +138,7 @@ def run_nodes(comms: Sequence[LocalCommunicator], fns: Sequence[Callable[[], Any
             errors.append(exc)
             hub.barrier.abort()
         finally:
-            hub.tokens.release()
+            hub.give_token()
 
     # Node 0 runs in the calling thread: torch's intra-op pool is fastest from the thread
     # that made it (measured: LeNet-5 with 2 threads takes 1.4-2.2 ms per step from the

@@ -62,6 +62,9 @@ class MPICommunicator(Communicator):
         self._buffers: dict[tuple, torch.Tensor] = {}
         self._in_flight: dict[int, int] = {}  # payload size -> exchanges of that size in flight
         self._pending: list[list] = []  # request lists of the exchanges started and not finished
+        # progress() may be called from autograd's device thread (a CUDA backward pass):
+        # only when the library allows calls from any thread, one at a time.
+        self._can_poll = MPI.Query_thread() >= MPI.THREAD_SERIALIZED
 
     def _buffer(self, key: tuple, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
                 pinned: bool = False) -> torch.Tensor:
@@ -103,7 +106,7 @@ class MPICommunicator(Communicator):
     def progress(self) -> None:
         # Completed requests become null (a later wait on them is free) and leave the list,
         # so the polls after an exchange has landed cost nothing.
-        if self._pending:
+        if self._pending and self._can_poll:
             self._pending = [requests for requests in self._pending if not MPI.Request.Testall(requests)]
 
     def _finish(self, handle: tuple) -> list[torch.Tensor]:

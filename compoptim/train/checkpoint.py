@@ -21,7 +21,9 @@ from compoptim.errors import UserError
 from compoptim.train.writer import atomic_write_text
 
 # Keys that may differ between the original run and its resumption.
-_RESUMABLE_DIFFERENCES = ("resume", "trainer.threads", "trainer.device", "trainer.checkpoint_every")
+# Keys that change speed or bookkeeping, never the arithmetic (overlap gives identical results).
+_RESUMABLE_DIFFERENCES = ("resume", "trainer.threads", "trainer.device", "trainer.checkpoint_every",
+                          "optimizer.overlap")
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -98,7 +98,8 @@ class Trainer:
         if getattr(self.optimizer, "overlap", False):
             # Each parameter's gradient completes in turn: poll the exchange of x_t meanwhile.
             for p in self.model.parameters():
-                p.register_post_accumulate_grad_hook(lambda _p: comm.progress())
+                if p.requires_grad:  # a frozen tensor gets no gradient, and takes no hook
+                    p.register_post_accumulate_grad_hook(lambda _p: comm.progress())
         self.schedule = LRSchedule(t.lr_schedule, len(self.loader), t.epochs, t.warmup_epochs,
                                    t.lr_milestones, t.lr_decay)
         self.evaluator = Evaluator(self.model, self.flat, make_model(), data.x_test.to(device),

@@ -1,0 +1,29 @@
+"""The cores this process may run on, and each rank's share of them."""
+
+from __future__ import annotations
+
+import os
+
+
+def usable_cores() -> tuple[int, int]:
+    """(cores this process may run on, cores of the machine); the first is the whole
+    machine where the OS cannot say (not Linux)."""
+    total = os.cpu_count() or 1
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        allowed = total
+    return allowed, total
+
+
+def default_threads(local_size: int) -> int:
+    """Torch threads for this rank: its share of the cores, at least 1.
+
+    If the launcher bound the process to a subset of the cores (Open MPI's default binding,
+    ``srun -c``), that subset already is the rank's share; otherwise the machine's cores are
+    split evenly among the ranks on it.
+    """
+    allowed, total = usable_cores()
+    if allowed < total:
+        return max(1, allowed)
+    return max(1, allowed // max(1, local_size))
