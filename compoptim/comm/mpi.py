@@ -132,8 +132,11 @@ class MPICommunicator(Communicator):
     def _wait_with_timeout(self, requests: list, neighbors: list[int], start: float) -> None:
         while not MPI.Request.Testall(requests):
             if time.perf_counter() - start > self.timeout_s:
-                pending = [j for k, j in enumerate(neighbors) if not requests[k].Test()]
-                raise TimeoutError(f"no message from neighbour rank(s) {', '.join(map(str, pending)) or '?'} within "
+                # Receives first, then sends, one per neighbour: a neighbour is stuck if either
+                # is unfinished (a large send completes only when the receiver takes part).
+                degree = len(neighbors)
+                pending = sorted({neighbors[k % degree] for k, r in enumerate(requests) if not r.Test()})
+                raise TimeoutError(f"no exchange with neighbour rank(s) {', '.join(map(str, pending)) or '?'} within "
                                    f"backend.timeout_s={self.timeout_s:g} s: a rank is stuck or gone")
             time.sleep(0.0005)
 

@@ -147,4 +147,4 @@ def test_a_stuck_neighbour_is_an_error_with_a_timeout(tmp_path):
     result = launch(3, ["model=mlp", "model.hidden=[16]", "backend.timeout_s=2"], tmp_path,
                     program=[sys.executable, str(script)])
     assert result.returncode != 0 and time.monotonic() - begin < 30
-    assert "TimeoutError: no message from neighbour rank(s) 2 within backend.timeout_s=2 s" in result.stderr
+    assert "TimeoutError: no exchange with neighbour rank(s) 2 within backend.timeout_s=2 s" in result.stderr
