@@ -74,9 +74,12 @@ class LocalCommunicator(Communicator):
         self._send: list[torch.Tensor | None] = [None, None]
 
     def _start(self, payload: torch.Tensor, neighbors: list[int]) -> tuple[int, list[int]]:
-        if self._in_flight == 2:  # a third would rewrite the slot of the first, still unread
-            raise RuntimeError("the in-process backend holds at most two exchanges in flight per node")
-        self._in_flight += 1
+        # Two in flight could go start(e), start(e+1), finish(e), start(e+2): the last would
+        # rewrite exchange e's slot before this node passed the barrier of e+1, while a
+        # neighbour may still read it. (The algorithms here never need two.)
+        if self._in_flight:
+            raise RuntimeError("the in-process backend holds one exchange in flight per node; finish it first")
+        self._in_flight = 1
         parity = self._exchanges % 2
         self._exchanges += 1
         slot = self._send[parity]
@@ -91,7 +94,7 @@ class LocalCommunicator(Communicator):
 
     def _finish(self, handle: tuple[int, list[int]]) -> list[torch.Tensor]:
         parity, neighbors = handle
-        self._in_flight -= 1
+        self._in_flight = 0
         start = time.perf_counter()
         self._hub.wait()  # everyone has posted exchange e
         self.wait_time_s += time.perf_counter() - start
