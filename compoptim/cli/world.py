@@ -44,8 +44,6 @@ def node_local(comm: MPI.Comm) -> MPI.Comm:
     return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
 
 
-
-
 def resolve_device(name: str, local_rank: int) -> torch.device:
     """cpu | cuda | auto; cuda maps ranks to the machine's GPUs round-robin by local rank."""
     if name == "auto":
