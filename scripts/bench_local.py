@@ -22,11 +22,9 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
+from bench_setup import compose_config, endless
 
 from compoptim.comm import local_network, run_nodes
-from compoptim.config import register_schemas
 from compoptim.cores import default_threads, usable_cores
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
@@ -35,8 +33,7 @@ BASELINE = "topology=none"
 
 
 def build(n: int, overrides: list[str]) -> list[Trainer]:
-    with initialize_config_module("compoptim.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[*overrides, "backend=local", f"backend.nodes={n}"])
+    cfg = compose_config([*overrides, "backend=local", f"backend.nodes={n}"])
     run_dir = Path(tempfile.mkdtemp(prefix="bench_local"))
     return [Trainer(cfg, comm, run_dir, torch.device("cpu"), log=lambda _m: None)
             for comm in local_network(build_topology(cfg.topology, n))]
@@ -50,11 +47,6 @@ def block_time(trainers: list[Trainer], sources: list, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def _endless(loader):
-    while True:
-        yield from loader.epoch()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
@@ -66,12 +58,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="network steps per timed block")
     parser.add_argument("--repeats", type=int, default=5, help="timed blocks per variant; the median is reported")
     args = parser.parse_args()
-    register_schemas()
-    OmegaConf.register_new_resolver("run_stamp", lambda: "bench", replace=True)
     cores = usable_cores()[0]
     torch.set_num_threads(1)  # t1: one node alone on one core, the unit of the efficiency
     single = build(1, [*args.common, BASELINE])
-    source = [_endless(single[0].loader)]
+    source = [endless(single[0].loader)]
     block_time(single, source, 3)
     t1 = statistics.median(block_time(single, source, args.steps) for _ in range(args.repeats))
     print(f"{cores} cores; one node alone, one thread: {1e3 * t1:.2f} ms per step")
@@ -81,7 +71,7 @@ def main() -> None:
         torch.set_num_threads(default_threads(n))
         variants = [*args.variants, BASELINE]
         trainers = {v: build(n, [*args.common, *v.split()]) for v in variants}
-        sources = {v: [_endless(t.loader) for t in ts] for v, ts in trainers.items()}
+        sources = {v: [endless(t.loader) for t in ts] for v, ts in trainers.items()}
         times: dict[str, list[float]] = {v: [] for v in variants}
         for v in variants:  # warm-up
             block_time(trainers[v], sources[v], 3)

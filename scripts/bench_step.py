@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_setup import compose_config, endless
 from mpi_jobs import markdown_table, run_worker
 
 from compoptim.cores import usable_cores
@@ -51,18 +52,6 @@ NAMES = {"topology=ring": "dsgd, ring (overlap on, the default)", OFF: "dsgd, ri
          "optimizer=damsco compressor=topk": "damsco + top-1%, ring"}
 
 
-def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
-
-    from compoptim.config import register_schemas
-
-    register_schemas()
-    OmegaConf.register_new_resolver("run_stamp", lambda: "bench", replace=True)
-    with initialize_config_module("compoptim.conf", version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 def worker(variants: list[str], common: list[str], steps: int, repeats: int, threads: int | None) -> None:
     import torch
     from mpi4py import MPI
@@ -78,11 +67,11 @@ def worker(variants: list[str], common: list[str], steps: int, repeats: int, thr
     torch.set_num_threads(threads or default_threads(local.Get_size()))
     trainers, batches = {}, {}
     for variant in dict.fromkeys([*variants, *map(baseline_of, variants)]):
-        cfg = _compose([*common, *variant.split()])
+        cfg = compose_config([*common, *variant.split()])
         comm = MPICommunicator(world.Dup(), build_topology(cfg.topology, world.Get_size()))
         trainers[variant] = Trainer(cfg, comm, Path(tempfile.mkdtemp(prefix="bench_step")),
                                     torch.device("cpu"), log=lambda _m: None)
-        batches[variant] = _endless(trainers[variant].loader)
+        batches[variant] = endless(trainers[variant].loader)
 
     def block(variant: str) -> float:
         trainer, source = trainers[variant], batches[variant]
@@ -114,11 +103,6 @@ def worker(variants: list[str], common: list[str], steps: int, repeats: int, thr
         print("RESULT " + json.dumps(rows), flush=True)
 
 
-def _endless(loader):
-    while True:
-        yield from loader.epoch()
-
-
 def optimizer_rows(common: list[str], repeats: int) -> list[dict]:
     """compoptim's step() (one node, no communication) vs torch.optim on the same model and gradients."""
     import torch
@@ -134,7 +118,7 @@ def optimizer_rows(common: list[str], repeats: int) -> list[dict]:
              ("adam", ["optimizer=adam"], lambda p, **kw: torch.optim.Adam(p, lr=1e-3, **kw))]
     rows = []
     for label, overrides, make in specs:
-        cfg = _compose([*common, *overrides, "topology=none", "backend=local", "backend.nodes=1"])
+        cfg = compose_config([*common, *overrides, "topology=none", "backend=local", "backend.nodes=1"])
         comm = local_network(build_topology(cfg.topology, 1))[0]
         trainer = Trainer(cfg, comm, Path(tempfile.mkdtemp(prefix="bench_opt")), torch.device("cpu"),
                           log=lambda _m: None)
