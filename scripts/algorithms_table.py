@@ -19,14 +19,18 @@ import sys
 import time
 from pathlib import Path
 
-# Defined with exact gossip or all-reduce only: no compressed variant.
-UNCOMPRESSED_ONLY = {"dsgd", "local_sgd", "allreduce_sgd", "allreduce_adam"}
-
 
 def algorithms() -> list[str]:
-    from compoptim.optim import OPTIMIZERS
+    from compoptim.optim import ALGORITHMS
 
-    return sorted(OPTIMIZERS)
+    return sorted(ALGORITHMS)
+
+
+def uncompressed_only() -> set[str]:
+    """Algorithms defined with exact gossip or all-reduce only (declared: no compressed variant)."""
+    from compoptim.optim import ALGORITHMS
+
+    return set(ALGORITHMS.with_fact("compressible", False))
 
 
 def run(algorithm: str, compressor: str, args: argparse.Namespace) -> dict:
@@ -74,7 +78,7 @@ def main() -> None:
     rows = []
     for algorithm in args.only or algorithms():
         for compressor in args.compressors:
-            if compressor != "none" and algorithm in UNCOMPRESSED_ONLY:
+            if compressor != "none" and algorithm in uncompressed_only():
                 continue
             rows.append(run(algorithm, compressor, args))
             print(table(rows[-1:], args.target).splitlines()[-1], flush=True)

@@ -76,7 +76,7 @@ def measure(world, model: str, rounds: int, repeats: int) -> dict:
     buffer = flat.clone().numpy()
 
     def compoptim_round() -> None:
-        comm.neighbor_mix(comm.encode(compressor, flat), compressor, out)
+        comm.neighbor_mix(compressor.encode(flat), compressor, out)
 
     def naive_round() -> None:
         for t in tensors:

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 
 def compose_config(overrides: list[str]):
-    """The config ``compoptim-run <overrides>`` would run (schemas registered, a fixed run stamp)."""
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
+    """The config ``compoptim-run <overrides>`` would run (a fixed run stamp)."""
+    from compoptim.config import compose_config
 
-    from compoptim.config import register_schemas
-
-    register_schemas()
-    OmegaConf.register_new_resolver("run_stamp", lambda: "bench", replace=True)
-    with initialize_config_module("compoptim.conf", version_base="1.3"):
-        return compose("config", overrides=overrides)
+    return compose_config(overrides, stamp="bench")
 
 
 def endless(loader):

@@ -84,8 +84,8 @@ def worker(variants: list[str], common: list[str], steps: int, repeats: int, thr
     for variant in trainers:  # warm-up: allocations, first exchanges
         block(variant)
     for trainer in trainers.values():
-        c = trainer.comm
-        c.compress_time_s = c.comm_time_s = c.wait_time_s = 0.0
+        k = trainer.comm.counters
+        k.compress_time_s = k.comm_time_s = k.wait_time_s = 0.0
     times: dict[str, list[float]] = {v: [] for v in trainers}
     for _ in range(repeats):
         for variant in trainers:
@@ -93,8 +93,8 @@ def worker(variants: list[str], common: list[str], steps: int, repeats: int, thr
     total_steps = steps * repeats
     rows = []
     for variant, trainer in trainers.items():
-        c = trainer.comm
-        split = torch.tensor([c.compress_time_s, c.comm_time_s, c.wait_time_s], dtype=torch.float64)
+        c, k = trainer.comm, trainer.comm.counters
+        split = torch.tensor([k.compress_time_s, k.comm_time_s, k.wait_time_s], dtype=torch.float64)
         c.allreduce_(split, "mean")
         rows.append({"n": world.Get_size(), "variant": variant, "step_ms": 1e3 * statistics.median(times[variant]),
                      **{f"{k}_ms": 1e3 * v / total_steps for k, v in zip(("compress", "comm", "wait"), split.tolist())},

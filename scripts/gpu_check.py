@@ -40,7 +40,7 @@ def main() -> None:
             run_dir = root / f"np{np_}-{compressor}"
             cmd = [args.mpirun, *shlex.split(args.extra), "-np", str(np_), args.run, "trainer.device=cuda",
                    "model=resnet20", "dataset=synthetic", "dataset.image_shape=[3,32,32]", "dataset.samples=8000",
-                   "dataset.classes=10", "dataset.partition=iid", "trainer.batch_size=64",
+                   "dataset.classes=10", "dataset/partition=iid", "trainer.batch_size=64",
                    f"trainer.epochs={args.epochs}", "optimizer=sgd", "optimizer.lr=0.05",
                    f"compressor={compressor}", f"hydra.run.dir={run_dir}"]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

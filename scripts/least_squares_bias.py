@@ -19,13 +19,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 from torch import nn
 
 from compoptim.comm import run_local
 from compoptim.compress import CompressContext, build_compressor
-from compoptim.config import register_schemas
+from compoptim.config import compose_config
+from compoptim.data.least_squares import heterogeneous_least_squares
 from compoptim.optim import FlatParameters, build_optimizer
 from compoptim.topology import ring
 
@@ -39,14 +38,6 @@ RUNS = [  # label, optimizer, overrides, compressor, steps
 ]
 
 
-def problem(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(N, 20, D, generator=g, dtype=torch.float64)
-    b = torch.randn(N, 20, generator=g, dtype=torch.float64) + 3 * torch.randn(N, 1, generator=g, dtype=torch.float64)
-    x_star = torch.linalg.solve(torch.einsum("nki,nkj->ij", a, a), torch.einsum("nki,nk->i", a, b))
-    return a, b, x_star
-
-
 class Vector(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -54,8 +45,7 @@ class Vector(nn.Module):
 
 
 def trajectory(name, overrides, compressor, steps, a, b, x_star) -> list[float]:
-    with initialize_config_module("compoptim.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[f"optimizer={name}", *overrides]).optimizer
+    cfg = compose_config([f"optimizer={name}", *overrides], stamp="x").optimizer
     errors = [[0.0] * steps for _ in range(N)]
 
     def node(comm):
@@ -76,9 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/figures/least_squares.png"))
     args = parser.parse_args()
-    register_schemas()
-    OmegaConf.register_new_resolver("run_stamp", lambda: "x", replace=True)
-    a, b, x_star = problem()
+    a, b, x_star = heterogeneous_least_squares(N, D)
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for label, name, overrides, compressor, steps in RUNS:
         errors = trajectory(name, overrides, compressor, steps, a, b, x_star)

@@ -8,23 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from compoptim.cli.plugins import register_plugins
-from compoptim.config import register_schemas
+from compoptim import config
 
 BIN = Path(sys.executable).parent
 
 
 def compose_config(*overrides: str) -> DictConfig:
     """The config compoptim-run would get for these command-line overrides."""
-    register_schemas()
-    register_plugins()
-    if not OmegaConf.has_resolver("run_stamp"):
-        OmegaConf.register_new_resolver("run_stamp", lambda: "test")
-    with initialize_config_module("compoptim.conf", version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    return config.compose_config(overrides, stamp="test")
 
 
 def tool(name: str) -> str:

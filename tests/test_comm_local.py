@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from compoptim.comm import local_network, run_local
+from compoptim.comm import TrafficCounters, local_network, run_local
 from compoptim.compress import CompressContext, Identity
 from compoptim.topology import complete, one_peer_exponential, ring
 
@@ -20,7 +20,7 @@ def test_neighbor_mix_equals_w_times_x(topology):
         x = xs[comm.rank].clone()
         out = torch.empty(d, dtype=torch.float64)
         comm.neighbor_mix(c.encode(x), c, out)
-        return out, comm.bytes_sent, comm.bytes_received
+        return out, comm.counters.bytes_sent, comm.counters.bytes_received
 
     results = run_local(topology, node)
     for i, (out, sent, received) in enumerate(results):
@@ -38,6 +38,26 @@ def test_allreduce_ops_are_exact():
 
     for res in run_local(topo, node):
         assert res == [[3.0, 27.0], [1.0, 9.0], [2.0, 10.0], [0.0, 8.0]]
+
+
+def test_training_allreduce_counts_its_bytes_and_a_sane_wait():
+    def node(comm):
+        start = time.perf_counter()
+        comm.allreduce_(torch.ones(5, dtype=torch.float64), training=True)
+        return comm.counters, time.perf_counter() - start
+
+    for counters, elapsed in run_local(ring(3), node):
+        assert (counters.bytes_sent, counters.bytes_received) == (40, 80)
+        assert counters.metric_bytes_sent == 0 and 0 <= counters.wait_time_s <= elapsed
+
+
+def test_counters_resume_and_hand_over_the_error_once():
+    counters = TrafficCounters(bytes_sent=7, wait_time_s=0.5, encode_count=33, error_sum=0.75, error_count=2)
+    resumed = TrafficCounters()
+    resumed.load_state_dict(counters.state_dict())
+    assert resumed == counters and type(resumed.bytes_sent) is int and type(resumed.wait_time_s) is float
+    assert counters.take_compression_error() == (0.75, 2)
+    assert counters.take_compression_error() == (0.0, 0) and counters.encode_count == 33
 
 
 def test_failure_on_one_node_stops_the_others():

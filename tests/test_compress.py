@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import copy
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from compoptim.compress import CompressContext, ErrorFeedback, Identity, build_compressor
+from compoptim.compress import (
+    COMPRESSORS,
+    CompressContext,
+    Compressor,
+    ErrorFeedback,
+    Identity,
+    Metered,
+    Rescaled,
+    build_compressor,
+)
+from compoptim.compress.metered import ERROR_SAMPLE_EVERY
 from compoptim.errors import UserError
 
 # A model-like layout: two matrices, a bias, a long vector (1300 entries in all).
@@ -59,6 +70,17 @@ def make(name, ctx=CTX):
 
 def vector(seed=0):
     return torch.randn(D, generator=torch.Generator().manual_seed(seed))
+
+
+def counters():
+    """What ``Metered`` counts into: any object with these attributes (compress/ does not
+    know the communicator's ``TrafficCounters``)."""
+    return SimpleNamespace(compress_time_s=0.0, encode_count=0, error_sum=0.0, error_count=0)
+
+
+def test_every_registered_compressor_is_under_test():
+    tested = {cfg["name"] for cfg, _ in INFOS.values()}
+    assert set(COMPRESSORS) <= tested, f"add to INFOS: {sorted(set(COMPRESSORS) - tested)}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -137,6 +159,28 @@ def test_declared_properties():
     assert make("lowrank").delta(D) is None and not make("lowrank").unbiased
 
 
+def test_lossless_is_declared_and_forwarded_by_the_wrappers():
+    assert Identity.lossless and not Compressor.lossless
+    assert COMPRESSORS.with_fact("lossless") == ["none"]
+    for name, entry in COMPRESSORS.items():
+        assert build_compressor({"name": name}, CTX).lossless == entry.facts["lossless"]
+    assert ErrorFeedback(Identity()).lossless and Metered(ErrorFeedback(Identity()), counters()).lossless
+    assert Rescaled(Identity()).lossless and Metered(Identity(), counters()).lossless
+    assert not ErrorFeedback(make("topk")).lossless and not Metered(make("topk_ef"), counters()).lossless
+
+
+def test_rescalable_is_declared_exactly_where_rescaling_applies():
+    assert COMPRESSORS.with_fact("rescalable") == ["randomk", "qsgd", "natural"]
+    for name, entry in COMPRESSORS.items():
+        c = build_compressor({"name": name}, CTX)
+        assert entry.facts["rescalable"] == (c.unbiased and not c.lossless and c.omega(D) is not None)
+
+
+def test_a_compressor_must_define_decode_or_decode_add():
+    with pytest.raises(TypeError, match="must define decode or decode_add"):
+        type("Undecodable", (Compressor,), {"name": "x", "payload_nbytes": len, "encode": lambda self, x: x})
+
+
 def test_sign_error_is_exactly_the_l1_formula():
     c, x = make("sign"), vector()
     error = ((c.decode(c.encode(x), D) - x).norm() ** 2).item()
@@ -199,6 +243,53 @@ def test_same_seed_same_bytes_and_state_dict_resumes_exactly(name):
         assert torch.equal(a.encode(vector(seed)).clone(), resumed.encode(vector(seed)))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_metering_changes_no_byte_and_no_property(name):
+    plain, metered = make(name), Metered(make(name), counters())
+    for seed in range(ERROR_SAMPLE_EVERY + 2):  # two sampled encodes among them
+        assert torch.equal(plain.encode(vector(seed)), metered.encode(vector(seed)))
+    assert metered.counters.error_count == (0 if plain.lossless else 2) and metered.inner.name == plain.name
+    assert (metered.name, metered.unbiased, metered.lossless) == (plain.name, plain.unbiased, plain.lossless)
+    assert (metered.delta(D), metered.omega(D)) == (plain.delta(D), plain.omega(D))
+    assert (metered.payload_nbytes(D), metered.bits_per_element(D)) == \
+        (plain.payload_nbytes(D), plain.bits_per_element(D))
+    resumed = make(name)
+    resumed.load_state_dict(copy.deepcopy(metered.state_dict()))
+    payload = plain.encode(vector(99)).clone()
+    assert torch.equal(payload, resumed.encode(vector(99)))
+    torch.testing.assert_close(metered.decode(payload, D), plain.decode(payload, D), rtol=0, atol=0)
+
+
+def test_metering_samples_every_16th_encode_of_the_node():
+    """One counters object per node: the encodes of all its compressors are counted together,
+    and the error of encode 0, 16, 32, ... is sampled, whichever compressor made it."""
+    shared = counters()
+    topk, qsgd = Metered(make("topk"), shared), Metered(make("qsgd"), shared)
+    expected, samples = 0.0, 0
+    for i in range(40):
+        c, x = (topk if i < 10 else qsgd), vector(i)
+        payload = c.encode(x)
+        if i % ERROR_SAMPLE_EVERY == 0:
+            expected += (c.decode(payload, D) - x).norm().item() / x.norm().item()
+            samples += 1
+    assert (shared.encode_count, shared.error_count, samples) == (40, 3, 3)
+    assert shared.error_sum == pytest.approx(expected, rel=1e-6) and shared.error_sum > 0
+    assert shared.compress_time_s > 0
+
+
+def test_metering_skips_lossless_and_zero_encodes_without_deferring():
+    shared = counters()
+    Metered(Identity(), shared).encode(vector())  # encode 0: lossless, not sampled
+    topk = Metered(make("topk"), shared)
+    topk.encode(torch.zeros(D))  # encode 1: not a sampled one anyway
+    for i in range(2, ERROR_SAMPLE_EVERY):
+        topk.encode(vector(i))
+    assert shared.error_count == 0
+    topk.encode(torch.zeros(D))  # encode 16: ||x|| = 0, no relative error to sample
+    topk.encode(vector())  # encode 17: the next sample is encode 32, not this one
+    assert (shared.encode_count, shared.error_count, shared.error_sum) == (ERROR_SAMPLE_EVERY + 2, 0, 0.0)
+
+
 @pytest.mark.parametrize("name", ["qsgd", "natural"])
 def test_nodes_draw_privately(name):
     other_node = make(name, CompressContext(layout=LAYOUT, seed=3, rank=2))
@@ -227,6 +318,7 @@ def test_randomk_receiver_regenerates_the_senders_indices():
         ({"name": "lowrank", "rank": 0}, "compressor.rank must be >= 1"),
         ({"name": "cast", "dtype": "int8"}, "compressor.dtype must be one of float16, bfloat16; got int8"),
         ({"name": "topk", "rescale": True}, "compressor.rescale applies to unbiased compressors"),
+        ({"name": "none", "rescale": True}, "compressor.rescale applies to unbiased compressors"),
         ({"name": "topk", "levels": 3}, "compressor=topk has no setting 'levels'"),
         ({"name": "zip"}, "unknown compressor 'zip'"),
     ],

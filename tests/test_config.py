@@ -6,11 +6,11 @@ from omegaconf import OmegaConf
 from compoptim.cli.help import help_text
 from compoptim.cli.precheck import check_command_line, group_options, prepare_output_dir
 from compoptim.config import GROUPS
-from compoptim.optim import OPTIMIZERS
+from compoptim.optim import ALGORITHMS
 from compoptim.topology import build_topology
 from tests.conftest import compose_config
 
-OPTIMIZER_NAMES = ", ".join(sorted(OPTIMIZERS))
+OPTIMIZER_NAMES = ", ".join(sorted(ALGORITHMS))
 
 
 def test_every_group_has_its_first_options():
@@ -50,7 +50,7 @@ def test_every_optimizer_option_is_a_registered_algorithm():
 
 
     names = {compose_config(f"optimizer={o}").optimizer.name for o in group_options("optimizer")}
-    assert names == set(OPTIMIZERS)
+    assert names == set(ALGORITHMS)
     assert compose_config("optimizer=dsgd").optimizer.gossip == "exact"
 
 
@@ -127,3 +127,50 @@ def test_help_lists_every_group_with_its_options_and_the_defaults():
             assert option in text
     assert "dsgd*" in text and "ring*" in text and "lenet5*" in text and "digits*" in text
     assert "schema" not in text
+
+
+def test_every_schema_is_its_factorys_signature():
+    """Each setting is declared once, in its factory: the schema has exactly its settings
+    (plus the group builder's extra ones), with the factory's defaults."""
+    import dataclasses
+
+    from compoptim.config.schema import registries
+    from compoptim.registry import to_plain
+
+    compose_config()  # registers the schemas
+    for group, registry in registries().items():
+        for name, entry in registry.items():
+            schema = OmegaConf.structured(next(iter(_stored(group, name))))
+            extra = [key for key, _, _ in registry.extra(entry)]
+            assert list(schema.keys()) == ["name", *entry.settings(), *extra], (group, name)
+            for key, default in entry.defaults().items():
+                assert to_plain(schema[key]) == to_plain(default), (group, name, key)
+            assert dataclasses.is_dataclass(OmegaConf.get_type(schema))
+
+
+def test_yaml_options_hold_only_values_that_differ_from_the_defaults():
+    from compoptim.config.schema import registries, yaml_options
+    from compoptim.registry import to_plain
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    checked = 0
+    for group, registry in registries().items():
+        for option in yaml_options(group):
+            values = OmegaConf.to_container(OmegaConf.load(conf / group / f"{option}.yaml"))
+            entry = registry[values.get("name", option)]
+            defaults = {**entry.defaults(), **{k: d for k, _, d in registry.extra(entry)}}
+            settings = {k: v for k, v in values.items() if k not in ("defaults", "name")}
+            for key, value in settings.items():
+                assert key in defaults, (group, option, key)
+                assert to_plain(value) != to_plain(defaults[key]), f"{group}/{option}.yaml repeats {key}'s default"
+                checked += 1
+            # a yaml under the entry's own name that changes nothing would shadow the ConfigStore's option
+            assert option != entry.name or settings or len(values.get("defaults", [])) > 2, (group, option)
+    assert checked > 0
+
+
+def _stored(group, name):
+    from hydra.core.config_store import ConfigStore
+
+    node = ConfigStore.instance().load(f"schema/{group}/{name}.yaml").node
+    yield OmegaConf.get_type(node)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from compoptim.comm import run_local
-from compoptim.data import load_dataset, partition
+from compoptim.data import DATASETS, PARTITIONS, build_partition, load_dataset
 from compoptim.data.cifar10 import random_crop_flip
 from compoptim.data.partition import label_histogram
 from compoptim.errors import UserError
@@ -51,6 +51,12 @@ def test_cifar10_reads_the_python_batches(tmp_path, no_md5):
     data = load_dataset({"name": "cifar10", "root": str(tmp_path), "download": False})
     assert data.x_train.shape == (30, 3, 32, 32) and data.x_test.shape == (8, 3, 32, 32)
     assert data.y_train.dtype == torch.int64 and data.num_classes == 10
+
+
+def test_cifar10_carries_its_augmentation(tmp_path, no_md5):
+    write_cifar10(tmp_path)
+    assert load_dataset({"name": "cifar10", "root": str(tmp_path)}).augment is random_crop_flip
+    assert load_dataset({"name": "cifar10", "root": str(tmp_path), "augment": False}).augment is None
 
 
 def test_cifar10_missing_files_say_where(tmp_path):
@@ -95,12 +101,13 @@ def test_synthetic_heterogeneity_moves_the_local_optima_apart(problem):
 
 
 LABELS = np.repeat(np.arange(10), 37)
+PARTITION_NAMES = ["iid", "label", "dirichlet", "shards"]
 
 
 @pytest.mark.parametrize("n", range(1, 13))
-@pytest.mark.parametrize("name", ["iid", "label", "dirichlet", "shards"])
+@pytest.mark.parametrize("name", PARTITION_NAMES)
 def test_every_partition_covers_every_sample_once(name, n):
-    shards = partition(name, LABELS, n, seed=3)
+    shards = build_partition({"name": name}, LABELS, n, seed=3)
     assert len(shards) == n and all(len(s) > 0 for s in shards)
     joined = np.concatenate(shards)
     assert len(joined) == len(LABELS) and len(np.unique(joined)) == len(LABELS)
@@ -115,17 +122,39 @@ def test_every_partition_covers_every_sample_once(name, n):
 
 def test_partition_errors():
     with pytest.raises(UserError, match="covers only 4 of 10 classes"):
-        partition("label", LABELS, 4, 0, classes_per_node=1)
-    with pytest.raises(UserError, match=r"dataset\.alpha must be > 0"):
-        partition("dirichlet", LABELS, 4, 0, alpha=0)
+        build_partition({"name": "label", "classes_per_node": 1}, LABELS, 4, 0)
+    with pytest.raises(UserError, match=r"dataset\.partition\.alpha must be > 0"):
+        build_partition({"name": "dirichlet", "alpha": 0}, LABELS, 4, 0)
     with pytest.raises(UserError, match=r"dataset\.partition must be one of iid, label, dirichlet, shards"):
-        partition("random", LABELS, 4, 0)
+        build_partition({"name": "random"}, LABELS, 4, 0)
+    with pytest.raises(UserError, match=r"partition=iid has no setting 'alpha'"):
+        build_partition({"name": "iid", "alpha": 0.1}, LABELS, 4, 0)
+    with pytest.raises(UserError, match=r"choose it with dataset/partition=label"):
+        build_partition("label", LABELS, 4, 0)
+
+
+def test_partitions_compose_as_their_own_node_under_dataset():
+    assert compose_config().dataset.partition == {"name": "iid"}
+    assert compose_config("dataset=synthetic").dataset.partition.name == "label"
+    assert compose_config("dataset=synthetic", "dataset/partition=iid").dataset.partition == {"name": "iid"}
+    cfg = compose_config("dataset/partition=dirichlet", "dataset.partition.alpha=0.1")
+    assert cfg.dataset.partition == {"name": "dirichlet", "alpha": 0.1} and cfg.dataset.name == "digits"
+    for bad in (["dataset/partition=random"], ["dataset.partition.alpha=0.1"],
+                ["dataset/partition=dirichlet", "dataset.partition.classes_per_node=2"]):
+        with pytest.raises(Exception, match="partition"):
+            compose_config(*bad)
 
 
 IMAGE_MODELS = ["lenet5", "mlp", "logreg", "resnet20", "resnet18"]
 PAIRINGS = ([("digits", m) for m in IMAGE_MODELS] + [("mnist", "lenet5"), ("fashion_mnist", "mlp")]
             + [("cifar10", m) for m in IMAGE_MODELS] + [("shakespeare", "char_gpt")]
             + [("synthetic", "logreg"), ("synthetic", "mlp"), ("synthetic_ls", "logreg")])
+
+
+def test_every_registered_dataset_and_partition_is_tested():
+    """A dataset or partition registered without a place in PAIRINGS or PARTITION_NAMES fails here."""
+    assert set(DATASETS) == {d for d, _ in PAIRINGS} - {"synthetic_ls"}
+    assert set(PARTITIONS) == set(PARTITION_NAMES)
 
 
 @pytest.mark.parametrize("dataset, model", PAIRINGS)

@@ -28,7 +28,7 @@ def test_damsco_presets_are_the_published_grids(preset):
     nodes, model, dataset, ratio, lr_damsco, lr_dashco, (batch_iid, batch_label), epochs = GRIDS[preset]
     for optimizer, lr in (("damsco", lr_damsco), ("dashco", lr_dashco)):
         for partition, batch in (("iid", batch_iid), ("label", batch_label)):
-            cfg = compose_config(f"+experiment={preset}", f"optimizer={optimizer}", f"dataset.partition={partition}")
+            cfg = compose_config(f"+experiment={preset}", f"optimizer={optimizer}", f"dataset/partition={partition}")
             c = OmegaConf.to_container(cfg, resolve=True)
             assert (c["nodes"], c["model"]["name"], c["dataset"]["name"], c["topology"]["name"]) == \
                 (nodes, model, dataset, "ring")
@@ -68,7 +68,7 @@ def _small_files(tmp_path, dataset):
 @pytest.mark.parametrize("partition", ["iid", "label"])
 def test_presets_run_a_few_steps_on_small_files(tmp_path, no_md5, preset, optimizer, partition):  # noqa: F811
     dataset = {"damsco_fmnist": "fashion_mnist", "damsco_shakespeare": "shakespeare"}.get(preset, "cifar10")
-    cfg = compose_config(f"+experiment={preset}", f"optimizer={optimizer}", f"dataset.partition={partition}",
+    cfg = compose_config(f"+experiment={preset}", f"optimizer={optimizer}", f"dataset/partition={partition}",
                          "trainer.batch_size=2", *_small_files(tmp_path, dataset))
     comms = local_network(build_topology(cfg.topology, cfg.nodes))
     trainers = [Trainer(cfg, c, tmp_path / "run", torch.device("cpu"), log=lambda m: None) for c in comms]

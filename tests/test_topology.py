@@ -5,7 +5,8 @@ import pytest
 
 from compoptim.errors import UserError
 from compoptim.topology import (
-    BUILDERS,
+    TOPOLOGIES,
+    WEIGHT_RULES,
     Topology,
     build_topology,
     complete,
@@ -251,8 +252,40 @@ def test_build_topology_by_name_and_errors():
         build_topology({"name": "tor"}, 4)
     with pytest.raises(UserError, match="n >= 1"):
         ring(0)
-    assert set(BUILDERS) >= {"ring", "torus", "star", "complete", "hypercube", "exponential",
-                             "one_peer_exponential", "erdos_renyi", "from_edges", "none"}
+    assert set(TOPOLOGIES) >= {"ring", "torus", "star", "complete", "hypercube", "exponential",
+                               "one_peer_exponential", "erdos_renyi", "from_edges", "none"}
+
+
+# Every registered topology and the n this file builds it for by name, with its defaults: one
+# registered without a line here fails the first test below, so none ships untested.
+BY_NAME = {"ring": 5, "torus": 6, "star": 5, "complete": 4, "hypercube": 8, "exponential": 7,
+           "one_peer_exponential": 6, "erdos_renyi": 6, "from_edges": 3, "none": 3, "disconnected": 3}
+
+
+def test_every_registered_topology_is_tested():
+    assert set(TOPOLOGIES) == set(BY_NAME)
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_every_topology_builds_by_name_with_its_defaults(name, tmp_path):
+    settings = TOPOLOGIES[name].defaults()
+    if name == "from_edges":
+        (tmp_path / "g.txt").write_text("0 1\n1 2\n")
+        settings["path"] = str(tmp_path / "g.txt")
+    n = BY_NAME[name]
+    topo = build_topology({"name": name, **settings}, n)
+    assert topo.n == n
+    if name in ("none", "disconnected"):
+        np.testing.assert_array_equal(topo.matrix(), np.eye(n))
+    else:
+        _check_mixing(topo)
+
+
+@pytest.mark.parametrize("rule", list(WEIGHT_RULES))
+def test_every_weight_rule_gives_a_valid_mixing_matrix(rule):
+    topo = ring(6, weights=rule)
+    assert topo.params["weights"] == rule
+    _check_mixing(topo)
 
 
 def test_describe_and_json_for_the_summary_and_the_picture():

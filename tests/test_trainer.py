@@ -142,7 +142,7 @@ def test_overlap_polls_the_exchange_during_the_backward_pass(tmp_path):
 
 def test_overlap_with_a_frozen_parameter(tmp_path, monkeypatch):
     """A tensor with requires_grad=False stays out of the flat buffers and takes no hook."""
-    import compoptim.train.trainer as trainer_module
+    import compoptim.train.node as trainer_module
 
     build = trainer_module.build_model
 

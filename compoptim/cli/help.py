@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from compoptim.cli.precheck import CONFIG_MODULE, group_options
-from compoptim.config import GROUPS, register_schemas
+from compoptim.config import GROUPS, composer, group_options
 
 _USAGE = """\
 compoptim-run: decentralized training with compressed communication.
@@ -28,9 +26,8 @@ Hydra's own flags work too: -m/--multirun, --cfg job|hydra|all, --info, --hydra-
 
 
 def help_text() -> str:
-    register_schemas()
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        cfg = compose("config")
+    with composer() as compose:
+        cfg = compose()
     lines = [_USAGE, "config groups (GROUP=OPTION; * = default):"]
     for group in GROUPS:
         chosen = cfg[group].name

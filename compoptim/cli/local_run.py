@@ -10,13 +10,10 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
-import torch
-from omegaconf import DictConfig
-
-from compoptim.cli.world import AgreedExit, resolve_device
-from compoptim.comm import local_network, run_nodes
-from compoptim.cores import default_threads
+from compoptim.cli.world import AgreedExit, resolve_device, set_threads
+from compoptim.comm import BACKENDS, local_network, run_nodes
 from compoptim.errors import UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
@@ -25,21 +22,18 @@ from compoptim.train.writer import mark_failed
 log = logging.getLogger("compoptim")
 
 
-def run_local_job(cfg: DictConfig, run_dir: Path) -> float:
+def run_local_job(cfg: dict[str, Any], run_dir: Path) -> float:
     """Train all ``backend.nodes`` nodes here; returns the final averaged-model accuracy."""
     try:
-        nodes = cfg.backend.nodes
+        backend = BACKENDS.build(cfg["backend"])
+        nodes = backend.nodes
         if nodes < 1:
             raise UserError(f"backend.nodes must be >= 1 (the number of simulated nodes); got {nodes}")
-        threads = cfg.trainer.threads
-        if threads is not None and threads < 1:
-            raise UserError(f"trainer.threads must be >= 1 or null (automatic); got {threads}")
         # One intra-op pool serves all node threads: the same per-node share an MPI run
         # with this many ranks on this machine would get, so the arithmetic is the same.
-        torch.set_num_threads(threads or default_threads(nodes))
-        device_name = str(getattr(cfg.trainer.device, "value", cfg.trainer.device))
-        comms = local_network(build_topology(cfg.topology, nodes))
-        trainers = [Trainer(cfg, comm, run_dir, resolve_device(device_name, comm.rank), log=log.info)
+        set_threads(cfg["trainer"]["threads"], nodes)
+        comms = local_network(build_topology(cfg["topology"], nodes))
+        trainers = [Trainer(cfg, comm, run_dir, resolve_device(cfg["trainer"]["device"], comm.rank), log=log.info)
                     for comm in comms]
     except UserError as exc:
         print(f"compoptim-run: error: {exc}", file=sys.stderr, flush=True)

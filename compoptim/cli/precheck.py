@@ -10,27 +10,18 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-from importlib import resources
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
-from compoptim.cli.plugins import register_plugins
-from compoptim.config import GROUPS, register_schemas
+from compoptim.config import GROUPS, composer, group_options
 
-CONFIG_MODULE = "compoptim.conf"
 # Composing every point of a huge sweep up front would be slow; this many are checked.
 _MAX_SWEEP_CHECKS = 64
-
-
-def group_options(group: str) -> list[str]:
-    folder = resources.files(CONFIG_MODULE) / group
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def check_command_line(overrides: list[str], multirun: bool) -> tuple[str | None, Path | None]:
@@ -58,13 +49,11 @@ def check_command_line(overrides: list[str], multirun: bool) -> tuple[str | None
         key = override.input_line.split("=", 1)[0]
         choices.append([override.input_line] if override.is_delete() else [f"{key}={v}" for v in values])
 
-    register_schemas()
-    register_plugins()
     output_dir = None
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+    with composer() as compose:
         for combo in itertools.islice(itertools.product(*choices), _MAX_SWEEP_CHECKS):
             try:
-                cfg = compose("config", overrides=list(combo), return_hydra_config=True)
+                cfg = compose(combo, hydra=True)
                 unknown = _unknown_keys(cfg)
                 if unknown:
                     return unknown, None

@@ -21,9 +21,9 @@ import logging
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import hydra
-import torch
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from mpi4py import MPI
@@ -31,7 +31,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from compoptim.cli.help import help_text
 from compoptim.cli.local_run import run_local_job
-from compoptim.cli.plugins import register_plugins
 from compoptim.cli.precheck import check_command_line, prepare_output_dir
 from compoptim.cli.world import (
     AgreedExit,
@@ -42,12 +41,15 @@ from compoptim.cli.world import (
     node_local,
     release_stamp,
     resolve_device,
+    set_threads,
 )
+from compoptim.comm import BACKENDS
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.config import register_schemas
-from compoptim.cores import default_threads
+from compoptim.config.plugins import register_plugins
 from compoptim.data import load_dataset
 from compoptim.errors import UserError
+from compoptim.registry import to_plain
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
 from compoptim.train.checkpoint import config_hash
@@ -121,21 +123,23 @@ def _hydra_entry(cfg: DictConfig) -> float:
 def run_job(cfg: DictConfig, world: MPI.Comm) -> float:
     """One training run on every rank of ``world``; returns the final averaged-model accuracy."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if cfg.backend.name == "local" and world.Get_size() == 1:
+    cfg = to_plain(cfg)  # the boundary: plain values from here down
+    if cfg["backend"]["name"] == "local" and world.Get_size() == 1:
         return run_local_job(cfg, run_dir)
     local = node_local(world)
     trainer, error = None, None
     STOP_SIGNALS.install()
     try:
         _agree_on_config(world, cfg)
-        if cfg.backend.name == "local":
+        if cfg["backend"]["name"] == "local":
             raise UserError(f"backend=local runs all nodes in one process; start it without mpirun "
                             f"(got {world.Get_size()} MPI ranks), or use backend=mpi")
-        torch.set_num_threads(_threads(cfg, local.Get_size()))
+        set_threads(cfg["trainer"]["threads"], local.Get_size())
         _fetch_dataset_once_per_machine(cfg, local)
-        device = resolve_device(str(getattr(cfg.trainer.device, "value", cfg.trainer.device)), local.Get_rank())
-        comm = MPICommunicator(world, build_topology(cfg.topology, world.Get_size()),
-                               cuda_aware=cfg.backend.cuda_aware, timeout_s=cfg.backend.get("timeout_s"))
+        backend = BACKENDS.build(cfg["backend"])
+        comm = MPICommunicator(world, build_topology(cfg["topology"], world.Get_size()),
+                               cuda_aware=backend.cuda_aware, timeout_s=backend.timeout_s)
+        device = resolve_device(cfg["trainer"]["device"], local.Get_rank())
         trainer = Trainer(cfg, comm, run_dir, device, log=log.info)
     except Exception as exc:  # noqa: BLE001 - reported below, once, after all ranks agree
         error = exc
@@ -159,7 +163,7 @@ def run_job(cfg: DictConfig, world: MPI.Comm) -> float:
     return summary["test_acc"]
 
 
-def _agree_on_config(world: MPI.Comm, cfg: DictConfig) -> None:
+def _agree_on_config(world: MPI.Comm, cfg: dict[str, Any]) -> None:
     """All ranks must run the same configuration (a rank launched with other arguments, or
     another code version, would silently train something else)."""
     hashes = world.allgather(config_hash(cfg))
@@ -169,21 +173,14 @@ def _agree_on_config(world: MPI.Comm, cfg: DictConfig) -> None:
                         f"start every rank with the same command line and the same compoptim")
 
 
-def _threads(cfg: DictConfig, ranks_on_machine: int) -> int:
-    threads = cfg.trainer.threads
-    if threads is not None and threads < 1:
-        raise UserError(f"trainer.threads must be >= 1 or null (automatic); got {threads}")
-    return threads or default_threads(ranks_on_machine)
-
-
-def _fetch_dataset_once_per_machine(cfg: DictConfig, local: MPI.Comm) -> None:
+def _fetch_dataset_once_per_machine(cfg: dict[str, Any], local: MPI.Comm) -> None:
     """With dataset.download=true, one rank per machine fetches the files before the rest
     read them, instead of every rank writing the same files at once."""
-    if not cfg.dataset.get("download", False):
+    if not cfg["dataset"].get("download", False):
         return
     try:
         if local.Get_rank() == 0:
-            load_dataset(cfg.dataset)
+            load_dataset(cfg["dataset"])
     finally:
         local.Barrier()  # reached even after a failed download, so nobody hangs
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from mpi4py import MPI
 
+from compoptim.cores import default_threads
 from compoptim.errors import UserError
 
 # mpiexec forwards output asynchronously, and MPI_Abort tears the forwarding down: a moment
@@ -42,6 +43,14 @@ def check_launcher(comm: MPI.Comm) -> None:
 def node_local(comm: MPI.Comm) -> MPI.Comm:
     """The ranks on this machine (a shared-memory split of ``comm``)."""
     return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+
+
+def set_threads(threads: int | None, ranks_on_machine: int) -> None:
+    """torch's intra-op threads for this process: ``trainer.threads``, or this rank's share of
+    the machine's cores (``ranks_on_machine`` MPI ranks, or simulated nodes of one process)."""
+    if threads is not None and threads < 1:
+        raise UserError(f"trainer.threads must be >= 1 or null (automatic); got {threads}")
+    torch.set_num_threads(threads or default_threads(ranks_on_machine))
 
 
 def resolve_device(name: str, local_rank: int) -> torch.device:

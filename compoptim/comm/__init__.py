@@ -1,6 +1,11 @@
 """Communicators: neighbour exchange of byte payloads and metric reductions."""
 
+from compoptim.comm.backends import BACKENDS, LocalBackend, MPIBackend
 from compoptim.comm.base import Communicator
+from compoptim.comm.counters import TrafficCounters
 from compoptim.comm.local import LocalCommunicator, local_network, run_local, run_nodes
 
-__all__ = ["Communicator", "LocalCommunicator", "local_network", "run_local", "run_nodes"]
+__all__ = [
+    "BACKENDS", "Communicator", "LocalBackend", "LocalCommunicator", "MPIBackend", "TrafficCounters",
+    "local_network", "run_local", "run_nodes",
+]

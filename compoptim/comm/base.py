@@ -14,15 +14,13 @@ from typing import Any
 
 import torch
 
+from compoptim.comm.counters import TrafficCounters
 from compoptim.compress.base import Compressor
 from compoptim.topology.base import Topology
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
 # Upper bound on the (size x chunk) buffer a metric reduction gathers into.
 _GATHER_BYTES = 16 * 2**20
-# The compression error ||C(x) - x|| / ||x|| is measured on one encode in this many (it
-# costs a decode and two norms, kept out of the compress time).
-ERROR_SAMPLE_EVERY = 16
 
 
 @dataclass
@@ -37,15 +35,9 @@ class PendingMix:
 class Communicator(ABC):
     """One node's view of the network.
 
-    Counters (cumulative, this node):
-    - ``bytes_sent`` / ``bytes_received``: payload bytes of training traffic, counted from
-      the buffers handed to and filled by the transport;
-    - ``metric_bytes_sent`` / ``metric_bytes_received``: evaluation and logging reductions,
-      kept apart so they never inflate the algorithm's byte budget;
-    - ``compress_time_s`` (encode, decode and the weighted sum), ``comm_time_s`` (posting
-      transfers, staging copies) and ``wait_time_s`` (blocked until the neighbours' data
-      arrived). On CUDA, kernels run asynchronously, so their time lands where the host
-      next waits for them.
+    ``counters`` (a ``TrafficCounters``) holds this node's bytes and times: the exchanges
+    and reductions here count into it, and so do the node's ``Metered`` compressors (hand
+    them ``comm.counters``), which time the encodes and sample the compression error.
     """
 
     def __init__(self, rank: int, size: int, topology: Topology) -> None:
@@ -54,44 +46,9 @@ class Communicator(ABC):
         self.rank = rank
         self.size = size
         self.topology = topology
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self.metric_bytes_sent = 0
-        self.metric_bytes_received = 0
-        self.compress_time_s = 0.0
-        self.comm_time_s = 0.0
-        self.wait_time_s = 0.0
-        self.encode_count = 0
-        self._error_sum = 0.0
-        self._error_count = 0
-        self._error_buf: torch.Tensor | None = None
+        self.counters = TrafficCounters()
         # Weights per round of the topology's period, computed once (not per step).
         self._round_weights = [topology.weights(rank, r) for r in range(topology.period)]
-
-    def encode(self, compressor: Compressor, x: torch.Tensor) -> torch.Tensor:
-        """compressor.encode(x), timed as compression; samples the relative compression error."""
-        start = time.perf_counter()
-        payload = compressor.encode(x)
-        self.compress_time_s += time.perf_counter() - start
-        if self.encode_count % ERROR_SAMPLE_EVERY == 0 and compressor.name != "none":
-            norm = torch.linalg.vector_norm(x).item()
-            if norm > 0:
-                # x - C(x) in a kept buffer (no model-sized allocation; sparse payloads touch k entries)
-                if self._error_buf is None or self._error_buf.shape != x.shape or \
-                        self._error_buf.device != x.device or self._error_buf.dtype != x.dtype:
-                    self._error_buf = torch.empty_like(x)
-                compressor.decode_add(payload, self._error_buf.copy_(x), -1.0)
-                self._error_sum += torch.linalg.vector_norm(self._error_buf).item() / norm
-                self._error_count += 1
-        self.encode_count += 1
-        return payload
-
-    def take_compression_error(self) -> tuple[float, int]:
-        """(sum, count) of the sampled relative errors ||C(x) - x|| / ||x|| since the last call
-        (the identity compressor is exact: it is not sampled, and reports 0)."""
-        taken = (self._error_sum, self._error_count)
-        self._error_sum, self._error_count = 0.0, 0
-        return taken
 
     def neighbor_mix(
         self, payload: torch.Tensor, compressor: Compressor, out: torch.Tensor, step: int = 0,
@@ -111,7 +68,7 @@ class Communicator(ABC):
         start = time.perf_counter()
         neighbors = list(self._round_weights[step % self.topology.period][1])
         handle = self._start(payload, neighbors)
-        self.comm_time_s += time.perf_counter() - start
+        self.counters.comm_time_s += time.perf_counter() - start
         return PendingMix(payload, step, handle)
 
     def finish_mix(self, pending: PendingMix, compressor: Compressor, out: torch.Tensor,
@@ -119,12 +76,13 @@ class Communicator(ABC):
         """Wait for the neighbours' payloads of ``pending`` and write the weighted sum (see neighbor_mix)."""
         payload = pending.payload
         self_w, nbr_w = self._round_weights[pending.step % self.topology.period]
-        start, waited = time.perf_counter(), self.wait_time_s
+        counters = self.counters
+        start, waited = time.perf_counter(), counters.wait_time_s
         received = self._finish(pending.handle)
         mixing = time.perf_counter()
-        self.comm_time_s += mixing - start - (self.wait_time_s - waited)
-        self.bytes_sent += payload.numel() * len(nbr_w)
-        self.bytes_received += sum(r.numel() for r in received)
+        counters.comm_time_s += mixing - start - (counters.wait_time_s - waited)
+        counters.bytes_sent += payload.numel() * len(nbr_w)
+        counters.bytes_received += sum(r.numel() for r in received)
         # Fixed summation order: self, then neighbours ascending (dict keeps that order).
         # mul with out= also covers out aliasing the payload (identity on x) without a copy.
         if not nbr_w and self_w == 1.0 and not accumulate and \
@@ -136,7 +94,7 @@ class Communicator(ABC):
             torch.mul(compressor.decode(payload, out.numel()), self_w, out=out)
         for weight, buf in zip(nbr_w.values(), received):
             compressor.decode_add(buf, out, weight)
-        self.compress_time_s += time.perf_counter() - mixing
+        counters.compress_time_s += time.perf_counter() - mixing
         return out
 
     def progress(self) -> None:  # noqa: B027 - a no-op where transfers progress by themselves
@@ -159,8 +117,8 @@ class Communicator(ABC):
         flat = tensor.view(-1)
         combine = {"sum": torch.add, "mean": torch.add, "max": torch.maximum, "min": torch.minimum}[op]
         chunk = max(1, _GATHER_BYTES // (self.size * flat.element_size()))
-        for start in range(0, flat.numel(), chunk):
-            part = flat[start : start + chunk]
+        for offset in range(0, flat.numel(), chunk):
+            part = flat[offset : offset + chunk]
             gathered = self._allgather(part)
             part.copy_(gathered[0])
             for row in gathered[1:]:
@@ -169,12 +127,12 @@ class Communicator(ABC):
             tensor.div_(self.size)
         nbytes = flat.numel() * flat.element_size()
         if training:
-            self.bytes_sent += nbytes
-            self.bytes_received += (self.size - 1) * nbytes
-            self.wait_time_s += time.perf_counter() - start  # a collective: mostly waiting for everyone
+            self.counters.bytes_sent += nbytes
+            self.counters.bytes_received += (self.size - 1) * nbytes
+            self.counters.wait_time_s += time.perf_counter() - start  # a collective: mostly waiting for everyone
         else:
-            self.metric_bytes_sent += nbytes
-            self.metric_bytes_received += (self.size - 1) * nbytes
+            self.counters.metric_bytes_sent += nbytes
+            self.counters.metric_bytes_received += (self.size - 1) * nbytes
         return tensor
 
     @abstractmethod
@@ -188,7 +146,7 @@ class Communicator(ABC):
     @abstractmethod
     def _finish(self, handle: Any) -> list[torch.Tensor]:
         """The neighbours' payloads, in the order of ``_start``'s ``neighbors``; adds the time
-        spent blocked on them to ``wait_time_s``."""
+        spent blocked on them to ``counters.wait_time_s``."""
 
     @abstractmethod
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:

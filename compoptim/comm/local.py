@@ -97,7 +97,7 @@ class LocalCommunicator(Communicator):
         self._in_flight = 0
         start = time.perf_counter()
         self._hub.wait()  # everyone has posted exchange e
-        self.wait_time_s += time.perf_counter() - start
+        self.counters.wait_time_s += time.perf_counter() - start
         # Read in place: valid until this node's next barrier (see the module docstring).
         return [self._hub.send[j][parity] for j in neighbors]
 

@@ -19,6 +19,7 @@ import time
 import torch
 from mpi4py import MPI
 
+from compoptim.comm.backends import MPIBackend
 from compoptim.comm.base import Communicator
 from compoptim.topology.base import Topology
 
@@ -49,8 +50,11 @@ def _loaded_mpi_libraries() -> list[str]:
 
 
 class MPICommunicator(Communicator):
-    def __init__(self, comm: MPI.Comm, topology: Topology, cuda_aware: bool | None = None,
-                 timeout_s: float | None = None) -> None:
+    """``cuda_aware`` and ``timeout_s`` are ``backend=mpi``'s settings (``MPIBackend``, where
+    their defaults and meaning live)."""
+
+    def __init__(self, comm: MPI.Comm, topology: Topology, cuda_aware: bool | None = MPIBackend.cuda_aware,
+                 timeout_s: float | None = MPIBackend.timeout_s) -> None:
         super().__init__(comm.Get_rank(), comm.Get_size(), topology)
         self.comm = comm
         # With a timeout, a neighbour that sends nothing for timeout_s seconds is an error
@@ -118,7 +122,7 @@ class MPICommunicator(Communicator):
             MPI.Request.Waitall(requests)
         else:
             self._wait_with_timeout(requests, neighbors, start)
-        self.wait_time_s += time.perf_counter() - start
+        self.counters.wait_time_s += time.perf_counter() - start
         self._pending = [r for r in self._pending if r is not requests]
         recv, staged, device, stride, slot = buffers
         self._in_flight[nbytes] -= 1

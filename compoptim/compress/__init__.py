@@ -4,6 +4,7 @@ from compoptim.compress.base import CompressContext, Compressor
 from compoptim.compress.cast import Cast
 from compoptim.compress.identity import Identity
 from compoptim.compress.lowrank import LowRank
+from compoptim.compress.metered import Metered
 from compoptim.compress.natural import Natural
 from compoptim.compress.qsgd import QSGD
 from compoptim.compress.randomk import RandomK
@@ -14,5 +15,5 @@ from compoptim.compress.wrappers import ErrorFeedback, Rescaled
 
 __all__ = [
     "COMPRESSORS", "QSGD", "Cast", "CompressContext", "Compressor", "ErrorFeedback", "Identity", "LowRank",
-    "Natural", "RandomK", "Rescaled", "ScaledSign", "TopK", "build_compressor",
+    "Metered", "Natural", "RandomK", "Rescaled", "ScaledSign", "TopK", "build_compressor",
 ]

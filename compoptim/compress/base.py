@@ -50,13 +50,24 @@ class Compressor(ABC):
     - ``unbiased``: E[C(x)] = x;
     - ``delta(numel)``: contraction, E||C(x) - x||^2 <= (1 - delta) ||x||^2 (biased ones;
       None when no contraction is guaranteed);
-    - ``omega(numel)``: variance, E||C(x) - x||^2 <= omega ||x||^2 (unbiased ones).
+    - ``omega(numel)``: variance, E||C(x) - x||^2 <= omega ||x||^2 (unbiased ones);
+    - ``lossless``: C(x) = x exactly (the identity): algorithms skip what only matters for a
+      lossy C, and the metering does not sample its error.
     An unbiased compressor scaled by 1/(1 + omega) is contractive with delta = 1/(1 + omega)
     (see ``Rescaled``), which is how CHOCO-type methods use QSGD or random-k.
+
+    Decoding is written once per compressor: ``decode`` or the fused ``decode_add``, each
+    defaulting to the other (a dense decode allocates zeros and adds into them).
     """
 
     name: str
     unbiased: bool = False
+    lossless: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.decode is Compressor.decode and cls.decode_add is Compressor.decode_add:
+            raise TypeError(f"compressor {cls.__name__} must define decode or decode_add (each defaults to the other)")
 
     def __init__(self, ctx: CompressContext | None = None) -> None:
         self.ctx = ctx or CompressContext()
@@ -76,9 +87,11 @@ class Compressor(ABC):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Payload (1-D uint8, ``payload_nbytes(x.numel())`` long) for the flat vector x."""
 
-    @abstractmethod
     def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
         """The vector a payload stands for (may be a view of the payload's memory)."""
+        out = torch.zeros(numel, dtype=self.dtype, device=payload.device)
+        self.decode_add(payload, out, 1.0)
+        return out
 
     def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
         """out += weight * decode(payload); compressors override it to skip a temporary."""

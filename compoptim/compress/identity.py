@@ -12,6 +12,7 @@ class Identity(Compressor):
 
     name = "none"
     unbiased = True
+    lossless = True
 
     def delta(self, numel: int) -> float:
         return 1.0

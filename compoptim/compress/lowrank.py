@@ -84,11 +84,6 @@ class LowRank(Compressor):
             q = self.q[offset] = torch.randn(n, self.rank, generator=gen, dtype=self.dtype).to(device)
         return q
 
-    def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
-        out = torch.zeros(numel, dtype=self.dtype, device=payload.device)
-        self.decode_add(payload, out, 1.0)
-        return out
-
     def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
         segments, wire = self._plan(out.numel())
         fields = wire.views(payload)

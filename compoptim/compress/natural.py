@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from compoptim.compress.base import CompressContext, Compressor
-from compoptim.compress.randomness import DeviceGenerators, derived_seed
+from compoptim.compress.randomness import DeviceGenerators, SavesGenerators, derived_seed
 from compoptim.compress.wire import PayloadBuffer, WireFormat
 
 # Exponent codes 1..127 cover the 127 powers of two below the vector's top exponent E:
@@ -15,10 +13,10 @@ from compoptim.compress.wire import PayloadBuffer, WireFormat
 _SPAN = 127
 
 
-class Natural(Compressor):
+class Natural(SavesGenerators, Compressor):
     """Horváth et al. 2019, "Natural Compression for Distributed Deep Learning":
     for 2^a <= |x_i| < 2^(a+1), C(x)_i = sign(x_i) 2^(a+1) with probability |x_i|/2^a - 1,
-    else sign(x_i) 2^a. Unbiased, omega = 1/8.
+    else sign(x_i) 2^a. Unbiased, omega = 1/8; ``compressor.rescale=true`` divides by 9/8.
 
     Wire format: a 16-bit top exponent E (|x_i| < 2^E for all i), then one byte per entry:
     sign bit + 7-bit exponent code (the paper's 9 bits, with the exponent relative to E).
@@ -78,9 +76,3 @@ class Natural(Compressor):
         magnitude = torch.ldexp(torch.ones(numel, dtype=self.dtype, device=payload.device), c + (floor - 1))
         magnitude.masked_fill_(c == 0, 0.0)
         return torch.where(codes >= 0x80, -magnitude, magnitude)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generators": self.generators.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generators.load_state_dict(state["generators"])

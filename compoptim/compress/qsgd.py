@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
 from compoptim.compress.base import CompressContext, Compressor
 from compoptim.compress.packing import byte_table, pack_bits, packed_nbytes, unpack_bits
-from compoptim.compress.randomness import DeviceGenerators, derived_seed
+from compoptim.compress.randomness import DeviceGenerators, SavesGenerators, derived_seed
 from compoptim.compress.wire import PayloadBuffer, WireFormat
 from compoptim.errors import UserError
 
 
-class QSGD(Compressor):
+class QSGD(SavesGenerators, Compressor):
     """Alistarh et al. 2017, "QSGD: Communication-Efficient SGD via Gradient Quantization and
     Encoding", NeurIPS. Per bucket v of ``bucket_size`` entries (0: the whole vector):
 
         C(v)_i = ||v||_2 * sign(v_i) * l_i / s,   l_i = floor(s|v_i|/||v||_2 + u_i),  u_i ~ U[0, 1)
 
-    Unbiased, omega = min(d/s^2, sqrt(d)/s) with d the bucket size. Wire format: one fp32
-    norm per bucket, then per entry ceil(log2(s+1)) level bits plus a sign bit, packed
-    (s = 7: 4 bits/entry; s = 1: 2 bits/entry). The rounding draws come from this node's
-    own generator (seeded with the run seed and the node), so nodes draw independently.
+    Unbiased, omega = min(d/s^2, sqrt(d)/s) with d the bucket size; ``compressor.rescale=true``
+    divides by 1 + omega (contractive). Wire format: one fp32 norm per bucket, then per entry
+    ceil(log2(s+1)) level bits plus a sign bit, packed (s = 7: 4 bits/entry; s = 1: 2
+    bits/entry). The rounding draws come from this node's own generator (seeded with the run
+    seed and the node), so nodes draw independently.
     """
 
     name = "qsgd"
@@ -107,9 +107,3 @@ class QSGD(Compressor):
     def _code_value(self, codes: torch.Tensor) -> torch.Tensor:
         levels = (codes & ((1 << self.level_bits) - 1)).float()
         return torch.where(codes >> self.level_bits == 1, -levels, levels)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generators": self.generators.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generators.load_state_dict(state["generators"])

@@ -91,11 +91,6 @@ class RandomK(Compressor):
         self.draws += 1
         return payload
 
-    def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
-        out = torch.zeros(numel, dtype=self.dtype, device=payload.device)
-        self.decode_add(payload, out, 1.0)
-        return out
-
     def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
         numel = out.numel()
         fields = self._wire(numel).views(payload)

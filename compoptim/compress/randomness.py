@@ -45,3 +45,16 @@ class DeviceGenerators:
                 self._generators[key].set_state(value)
             else:
                 self._pending[key] = value
+
+
+class SavesGenerators:
+    """For a compressor whose randomness is ``self.generators`` (a ``DeviceGenerators``):
+    its state_dict is the generators' state, so a resumed run draws on exactly."""
+
+    generators: DeviceGenerators
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generators": self.generators.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generators.load_state_dict(state["generators"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from compoptim.compress.base import Compressor
+from compoptim.compress.base import CompressContext, Compressor
 from compoptim.compress.packing import byte_table, pack_bits, packed_nbytes
 from compoptim.compress.wire import PayloadBuffer, WireFormat
 
@@ -19,7 +19,7 @@ class ScaledSign(Compressor):
 
     name = "sign"
 
-    def __init__(self, ctx=None) -> None:
+    def __init__(self, ctx: CompressContext | None = None) -> None:
         super().__init__(ctx)
         self._payloads = PayloadBuffer()
 

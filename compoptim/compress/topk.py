@@ -16,11 +16,11 @@ class TopK(Compressor):
     """C(x)_i = x_i for the k entries of largest |x_i|, else 0 (Stich et al. 2018, "Sparsified
     SGD with Memory"). Biased; contractive with delta = k/d (per layer: the smallest k_l/d_l).
 
-    ``k`` or ``ratio`` (k = ceil(ratio*d), at least 1) per vector, or per layer with
-    ``per_layer`` (each parameter tensor keeps its own top entries). Wire format: the kept
-    values in the vector's dtype, then the indices in the narrowest integer type that fits
-    the (layer) length: 8, 16, 32 or 64 bits. fp32 with 16-bit indices is 48 bits per kept
-    entry, so top-k beats dense fp32 below a 2/3 ratio.
+    ``ratio`` (the fraction kept, k = ceil(ratio*d), at least 1) or ``k`` (overrides ratio),
+    per vector, or per layer with ``per_layer`` (each parameter tensor keeps its own top
+    entries). Wire format: the kept values in the vector's dtype, then the indices in the
+    narrowest integer type that fits the (layer) length: 8, 16, 32 or 64 bits. fp32 with
+    16-bit indices is 48 bits per kept entry, so top-k beats dense fp32 below a 2/3 ratio.
     """
 
     name = "topk"
@@ -68,11 +68,6 @@ class TopK(Compressor):
         fields = plan.wire.views(payload)
         local = torch.cat([fields[name].to(torch.int64) for name in plan.index_fields])
         return local.add_(plan.offsets(payload.device)), fields["values"]
-
-    def decode(self, payload: torch.Tensor, numel: int) -> torch.Tensor:
-        out = torch.zeros(numel, dtype=self.dtype, device=payload.device)
-        self.decode_add(payload, out, 1.0)
-        return out
 
     def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
         idx, values = self._global_indices(payload, self._plan(out.numel()))

@@ -1,5 +1,6 @@
-"""Structured-config schemas (types and allowed keys) registered with Hydra's ConfigStore."""
+"""The run config: schemas generated from the registries, and the one way to compose it."""
 
-from compoptim.config.schema import GROUPS, RunConfig, register_schemas
+from compoptim.config.compose import compose_config, composer
+from compoptim.config.schema import GROUPS, RunConfig, group_options, register_schemas
 
-__all__ = ["GROUPS", "RunConfig", "register_schemas"]
+__all__ = ["GROUPS", "RunConfig", "compose_config", "composer", "group_options", "register_schemas"]

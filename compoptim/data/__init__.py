@@ -3,7 +3,7 @@
 from compoptim.data.base import Dataset
 from compoptim.data.datasets import DATASETS, load_dataset
 from compoptim.data.loader import ShardLoader
-from compoptim.data.partition import PARTITIONS, iid_partition, label_histogram, partition
+from compoptim.data.partition import PARTITIONS, build_partition, iid_partition, label_histogram
 
-__all__ = ["DATASETS", "PARTITIONS", "Dataset", "ShardLoader", "iid_partition", "label_histogram", "load_dataset",
-           "partition"]
+__all__ = ["DATASETS", "PARTITIONS", "Dataset", "ShardLoader", "build_partition", "iid_partition", "label_histogram",
+           "load_dataset"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,9 @@ class Dataset:
     character ids per sample, next-character cross-entropy and accuracy). ``strata``: what
     non-iid partitions split by, one integer per training sample (the labels, or for the
     synthetic problems the group whose local optimum generated the sample); for language,
-    the last target character.
+    the last target character. ``augment``: a batched transform ``(x, generator) -> x`` the
+    loader applies to every training batch on the training device (CIFAR's random crop and
+    flip), carried by the dataset so the trainer needs no knowledge of which one.
     """
 
     name: str
@@ -29,6 +32,7 @@ class Dataset:
     num_classes: int
     task: str = "classification"
     strata: torch.Tensor | None = None
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
     @property
     def partition_labels(self) -> torch.Tensor:

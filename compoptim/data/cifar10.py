@@ -16,11 +16,11 @@ _FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_
 
 
 def load_cifar10(root: str = "data", download: bool = False, augment: bool = True) -> Dataset:
-    """Normalized per channel; ``augment`` (random crop with 4-pixel padding + horizontal
-    flip, done on whole batches on the training device) is applied by the loader."""
+    """The python-version batches in ``<root>/cifar-10-batches-py`` (``download=true`` fetches
+    them), normalized per channel. ``augment``: the training batches get ``random_crop_flip``
+    (random crop with 4-pixel padding + horizontal flip, batched on the training device)."""
     import torchvision.datasets as tvd
 
-    del augment  # read by the trainer's loader
     folder = Path(root).expanduser().resolve() / "cifar-10-batches-py"
     try:
         train = tvd.CIFAR10(root=str(Path(root).expanduser()), train=True, download=download)
@@ -32,7 +32,8 @@ def load_cifar10(root: str = "data", download: bool = False, augment: bool = Tru
                         f"put the python-version batches there{'' if download else ' or set dataset.download=true'}"
                         ) from exc
     return Dataset("cifar10", _normalize(train.data), torch.tensor(train.targets, dtype=torch.int64),
-                   _normalize(test.data), torch.tensor(test.targets, dtype=torch.int64), num_classes=10)
+                   _normalize(test.data), torch.tensor(test.targets, dtype=torch.int64), num_classes=10,
+                   augment=random_crop_flip if augment else None)
 
 
 def _normalize(images) -> torch.Tensor:

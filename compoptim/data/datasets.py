@@ -1,31 +1,37 @@
-"""Dataset names as the config uses them (``dataset.name``); each loads whole into tensors."""
+"""Dataset names as the config uses them (``dataset=<name>``); each loads whole into tensors.
+
+A loader's parameters are its settings. The dataset node also holds the partition
+(``dataset.partition``, its own config group ``dataset/partition``), which the trainer
+builds from the loaded labels, so every dataset's schema gets that one extra field. It is
+MISSING in the schema, not None: conf/config.yaml lists the partition before the dataset
+(Hydra resolves a defaults list last to first, so only then can a dataset's yaml override
+the choice, as synthetic's does), and a MISSING value merged later keeps the chosen node.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
+
+from omegaconf import MISSING
 
 from compoptim.data.base import Dataset
 from compoptim.data.cifar10 import load_cifar10
 from compoptim.data.digits import load_digits
 from compoptim.data.shakespeare import load_shakespeare
 from compoptim.data.synthetic import load_synthetic
-from compoptim.data.torchvision_sets import load_mnist_like
-from compoptim.registry import build_from_registry
+from compoptim.data.torchvision_sets import load_fashion_mnist, load_mnist
+from compoptim.registry import Registry
 
-DATASETS: dict[str, Callable[..., Dataset]] = {
-    "digits": load_digits,
-    "mnist": partial(load_mnist_like, "mnist"),
-    "fashion_mnist": partial(load_mnist_like, "fashion_mnist"),
-    "cifar10": load_cifar10,
-    "shakespeare": load_shakespeare,
-    "synthetic": load_synthetic,
-}
-# Settings of the partition (read by the trainer), not of the loader.
-PARTITION_SETTINGS = ("partition", "classes_per_node", "alpha", "shards_per_node")
+DATASETS = Registry("dataset", extra=lambda entry: [("partition", Any, MISSING)])
+DATASETS.register("digits", load_digits)
+DATASETS.register("mnist", load_mnist)
+DATASETS.register("fashion_mnist", load_fashion_mnist)
+DATASETS.register("cifar10", load_cifar10)
+DATASETS.register("shakespeare", load_shakespeare)
+DATASETS.register("synthetic", load_synthetic)
 
 
 def load_dataset(cfg: Mapping[str, Any]) -> Dataset:
-    loader_settings = {k: v for k, v in dict(cfg).items() if k not in PARTITION_SETTINGS}
-    return build_from_registry("dataset", DATASETS, loader_settings)
+    """The dataset ``cfg['name']`` with its settings; a ``partition`` key is not the loader's."""
+    return DATASETS.build({k: v for k, v in cfg.items() if k != "partition"})

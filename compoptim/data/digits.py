@@ -17,6 +17,8 @@ SIDE = 28
 
 
 def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
+    """The 1797 images, ``test_fraction`` of each class held out for testing (drawn with
+    ``split_seed``); works offline."""
     from sklearn.datasets import load_digits as sk_load_digits
 
     if not 0.0 < test_fraction < 1.0:

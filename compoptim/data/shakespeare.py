@@ -15,7 +15,7 @@ def load_shakespeare(path: str = "data/shakespeare/input.txt", context: int = 64
     """The text's characters are the vocabulary (sorted, so the ids are reproducible). The
     first (1 - test_fraction) of the text is for training, the rest for testing, each cut
     into windows of ``context`` characters every ``stride`` (default: context) characters;
-    the target of each position is the next character (nanoGPT's setup)."""
+    the target of each position is the next character (nanoGPT's setup). Use with model=char_gpt."""
     file = Path(path).expanduser()
     try:
         text = file.read_text(encoding="utf-8")

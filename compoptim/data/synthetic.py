@@ -21,8 +21,9 @@ def load_synthetic(problem: str = "classification", features: int = 20, classes:
 
     - classification: y = argmax(W_g x + noise), logistic-regression-shaped;
     - least_squares: y = w_g^T x + noise (one output; the model is linear, loss MSE).
-    The partition splits by group (``dataset.partition=label`` gives each node its own
-    groups), so the knob controls the heterogeneity across nodes. 20% of each group is test.
+    The partition splits by group (``dataset/partition=label``, this dataset's default in
+    conf/dataset/synthetic.yaml, gives each node its own groups), so the knob controls the
+    heterogeneity across nodes. 20% of each group is test.
     ``image_shape`` (e.g. [3, 32, 32]) presents x as images of that shape (features = their
     size): a CIFAR-shaped set for image models without any files.
     """

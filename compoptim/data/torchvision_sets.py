@@ -20,7 +20,17 @@ _SPECS = {
 _FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def load_mnist_like(name: str, root: str = "data", download: bool = False) -> Dataset:
+def load_mnist(root: str = "data", download: bool = False) -> Dataset:
+    """MNIST: the IDX files in ``<root>/MNIST/raw`` (``download=true`` fetches them)."""
+    return load_mnist_like("mnist", root, download)
+
+
+def load_fashion_mnist(root: str = "data", download: bool = False) -> Dataset:
+    """Fashion-MNIST: the IDX files in ``<root>/FashionMNIST/raw`` (``download=true`` fetches them)."""
+    return load_mnist_like("fashion_mnist", root, download)
+
+
+def load_mnist_like(name: str, root: str, download: bool) -> Dataset:
     import torchvision.datasets as tvd
 
     cls_name, folder, mean, std = _SPECS[name]

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compoptim.errors import UserError
+from compoptim.models.base import Model
 
 
 class Block(nn.Module):
@@ -34,7 +35,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class CharGPT(nn.Module):
+class CharGPT(Model):
     """Token + position embeddings, ``layers`` blocks, a final LayerNorm and a head tied to
     the token embedding. Input (batch, context) character ids; output (batch, context, vocab).
     The context length and vocabulary come from the dataset."""

@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from compoptim.errors import UserError
+from compoptim.models.base import Model
 
 
-class LeNet5(nn.Module):
+class LeNet5(Model):
     """conv5(6) -> pool -> conv5(16) -> pool -> 120 -> 84 -> classes, ReLU activations.
 
     The first convolution pads by 2 so 28x28 inputs see the classic 32x32 geometry

@@ -7,8 +7,10 @@ import math
 import torch
 from torch import nn
 
+from compoptim.models.base import Model
 
-class LogReg(nn.Module):
+
+class LogReg(Model):
     """x (any shape) -> flatten -> one linear layer -> class scores (or one value)."""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from compoptim.errors import UserError
+from compoptim.models.base import Model
 
 
-class MLP(nn.Module):
+class MLP(Model):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: Sequence[int] = (200, 200)) -> None:
         super().__init__()
         if any(int(h) < 1 for h in hidden):

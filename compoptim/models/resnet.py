@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compoptim.errors import UserError
+from compoptim.models.base import Model
 
 
 def _check_image(name: str, input_shape: tuple[int, ...]) -> None:
@@ -38,15 +39,17 @@ class FixupBlock(nn.Module):
         return F.relu(out + identity)
 
 
-class FixupResNet20(nn.Module):
-    """ResNet-20 for CIFAR (He et al. 2016: 3 stages x 3 blocks, widths 16/32/64) with Fixup
-    instead of BatchNorm, as the origin project trained it: no running statistics, so the
-    nodes' models are fully described by their parameters (which gossip averages)."""
+class FixupResNet20(Model):
+    """ResNet-20 for CIFAR (He et al. 2016: 3 stages x 3 blocks, widths 16/32/64, ~0.27M
+    parameters) with Fixup instead of BatchNorm, as the origin project trained it: no running
+    statistics, so the nodes' models are fully described by their parameters (which gossip
+    averages). The depth is the name (6 * 3 + 2 = 20), so it is not a setting."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, blocks_per_stage: int = 3) -> None:
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         _check_image("resnet20", input_shape)
         channels = input_shape[0]
+        blocks_per_stage = 3
         total = 3 * blocks_per_stage
         self.conv = nn.Conv2d(channels, 16, 3, padding=1, bias=False)
         self.bias1 = nn.Parameter(torch.zeros(1))
@@ -83,13 +86,14 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
+class ResNet18(Model):
     """ResNet-18, CIFAR variant (3x3 stem, no max-pool; 4 stages x 2 blocks, widths 64-512).
 
     BatchNorm's running statistics are buffers, not parameters: gossip never mixes them.
     ``model.bn_stats`` says what happens at each evaluation: ``averaged`` sets every node's
     running statistics to their average over the nodes (the averaged model uses that too);
-    ``local`` keeps each node's own (the averaged model still uses the average).
+    ``local`` keeps each node's own (the averaged model still uses the average). The trainer
+    reads it from the model (``Model.bn_stats``).
     """
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, bn_stats: str = "averaged") -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from compoptim.comm.base import Communicator
-from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer, is_lossless
-from compoptim.optim.checks import check_range
+from compoptim.errors import check_range
+from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.gossip import ChocoGossip, ExactGossip, Gossip
 
@@ -31,7 +31,7 @@ class DecentralizedAdaptive(DecentralizedOptimizer):
     """
 
     def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float,
-                 kind: str, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-6, gamma: float = 1.0) -> None:
+                 kind: str, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-6, gamma: float = 0.05) -> None:
         super().__init__(flat, comm, compressors, lr)
         self.kind = kind
         self.beta1 = check_range("optimizer.betas[0]", betas[0], 0.0, 1.0)
@@ -48,7 +48,7 @@ class DecentralizedAdaptive(DecentralizedOptimizer):
 
         def gossip(stream: int) -> Gossip:
             c = compressors(stream)
-            return ExactGossip(comm, c) if is_lossless(c) else ChocoGossip(comm, c, gamma, x)
+            return ExactGossip(comm, c) if c.lossless else ChocoGossip(comm, c, gamma, x)
 
         self.x_gossip, self.u_gossip = gossip(0), gossip(1)
 

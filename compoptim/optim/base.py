@@ -10,7 +10,7 @@ import torch
 
 from compoptim.comm.base import Communicator
 from compoptim.compress.base import Compressor
-from compoptim.optim.checks import check_range
+from compoptim.errors import check_range
 from compoptim.optim.flat import FlatParameters
 
 # compressors(stream) -> a fresh compressor for one communicated variable; streams keep the
@@ -28,6 +28,9 @@ class DecentralizedOptimizer(ABC):
     Algorithms that need a second gradient of the same batch at another point (STORM-type
     estimators) call ``closure()``, which recomputes ``flat.grads`` at the current x.
     """
+
+    #: x_t's exchange travels during the backward pass (see ``begin_step``)
+    overlap = False
 
     def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory,
                  lr: float) -> None:
@@ -67,10 +70,6 @@ class DecentralizedOptimizer(ABC):
                 part.load_state_dict(state[name])
             else:
                 part.copy_(state[name])
-
-
-def is_lossless(compressor: Compressor) -> bool:
-    return compressor.name == "none"
 
 
 def soft_threshold_(x: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from compoptim.comm.base import Communicator
+from compoptim.errors import check_range
 from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
-from compoptim.optim.checks import check_range
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.gossip import CompressedCopy
 
@@ -27,8 +27,8 @@ class BEER(DecentralizedOptimizer):
     neighbours'). Sends two compressed vectors per step (one at the first step).
     """
 
-    def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float,
-                 gamma: float = 0.1) -> None:
+    def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float = 0.1,
+                 gamma: float = 0.2) -> None:
         super().__init__(flat, comm, compressors, lr)
         self.gamma = check_range("optimizer.gamma", gamma, 0.0, 1.0, low_open=True, high_open=False)
         x = flat.params

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from compoptim.comm.base import Communicator
+from compoptim.errors import check_range
 from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
-from compoptim.optim.checks import check_range
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.gossip import refuse_error_feedback
 from compoptim.optim.rules import SGD
@@ -26,8 +26,8 @@ class DeepSqueeze(DecentralizedOptimizer):
     Sends one compressed vector per step.
     """
 
-    def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float,
-                 gamma: float = 0.1, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+    def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float = 0.2,
+                 gamma: float = 0.05, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
         super().__init__(flat, comm, compressors, lr)
         self.gamma = check_range("optimizer.gamma", gamma, 0.0, 1.0, low_open=True, high_open=False)
         self.rule = SGD(flat.params, momentum=momentum, weight_decay=weight_decay)
@@ -41,7 +41,7 @@ class DeepSqueeze(DecentralizedOptimizer):
         direction, scale = self.rule.step(x, self.flat.grads, self.current_lr)
         x.add_(direction, alpha=-scale)  # x now holds v
         self.memory.add_(x)  # v + δ
-        payload = self.comm.encode(self.compressor, self.memory)
+        payload = self.compressor.encode(self.memory)
         self.comm.neighbor_mix(payload, self.compressor, out=self._mixed, step=self.t)  # sum_j w_ij c_j
         # x <- v + gamma (sum_j w_ij c_j - c_i), then δ <- v + δ - c_i (last: with the identity
         # compressor the payload is a view of the memory)

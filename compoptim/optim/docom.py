@@ -7,9 +7,8 @@ from typing import Any
 import torch
 
 from compoptim.comm.base import Communicator
-from compoptim.errors import UserError
+from compoptim.errors import UserError, check_range
 from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
-from compoptim.optim.checks import check_range
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.gossip import ChocoGossip
 
@@ -30,8 +29,8 @@ class DoCoM(DecentralizedOptimizer):
     compressed vectors per step (one at the first).
     """
 
-    def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float,
-                 gamma: float = 0.2, beta: float = 0.1) -> None:
+    def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float = 0.05,
+                 gamma: float = 0.2, beta: float = 0.3) -> None:
         super().__init__(flat, comm, compressors, lr)
         self.gamma = check_range("optimizer.gamma", gamma, 0.0, 1.0, low_open=True, high_open=False)
         self.beta = check_range("optimizer.beta", beta, 0.0, 1.0, low_open=True, high_open=False)

@@ -18,6 +18,9 @@ GOSSIPS = ("auto", "exact", "choco", "allreduce", "local")
 
 
 class Gossip(ABC):
+    #: True when the gossip never changes v (no neighbours in any round): nothing to overlap
+    trivial = False
+
     @abstractmethod
     def __call__(self, v: torch.Tensor, step: int) -> None:
         """Mix v (this node's copy of the variable) in place for round ``step``."""
@@ -42,11 +45,11 @@ class ExactGossip(Gossip):
         if self.trivial:
             return
         # The exchange completes before the sum is written, so v can be its own output.
-        self.comm.neighbor_mix(self.comm.encode(self.compressor, v), self.compressor, out=v, step=step)
+        self.comm.neighbor_mix(self.compressor.encode(v), self.compressor, out=v, step=step)
 
     def start(self, v: torch.Tensor, step: int) -> PendingMix:
         """Begin the exchange of v (which must not change until ``finish``)."""
-        return self.comm.start_mix(self.comm.encode(self.compressor, v), step)
+        return self.comm.start_mix(self.compressor.encode(v), step)
 
     def finish(self, pending: PendingMix, v: torch.Tensor) -> None:
         self.comm.finish_mix(pending, self.compressor, out=v)
@@ -56,7 +59,10 @@ def refuse_error_feedback(compressor: Compressor, where: str) -> None:
     """The compressed-copy methods already feed the compression error back (what x̂ has not
     caught up with is sent next time); an error-feedback memory on top counts it twice and
     makes training diverge."""
-    if isinstance(compressor, ErrorFeedback):
+    wrapped: Compressor | None = compressor
+    while wrapped is not None and not isinstance(wrapped, ErrorFeedback):
+        wrapped = getattr(wrapped, "inner", None)  # through Metered and other wrappers
+    if wrapped is not None:
         raise UserError(f"compressor.error_feedback=true does not combine with {where}: its compressed copy "
                         f"already feeds the compression error back, and the memory would count it twice; "
                         f"set compressor.error_feedback=false")
@@ -81,7 +87,7 @@ class CompressedCopy:
         self._diff = torch.empty_like(like)
 
     def update(self, v: torch.Tensor, step: int) -> None:
-        q = self.comm.encode(self.compressor, torch.sub(v, self.v_hat, out=self._diff))
+        q = self.compressor.encode(torch.sub(v, self.v_hat, out=self._diff))
         self.compressor.decode_add(q, self.v_hat, 1.0)
         self.comm.neighbor_mix(q, self.compressor, out=self.s, step=step, accumulate=True)
 
@@ -130,3 +136,31 @@ class GlobalAverage(Gossip):
 
     def __call__(self, v: torch.Tensor, step: int) -> None:
         self.comm.allreduce_(v, "mean", training=True)
+
+
+class NoGossip(Gossip):
+    """v is not communicated (the centralized baselines average the gradient instead)."""
+
+    trivial = True
+
+    def __call__(self, v: torch.Tensor, step: int) -> None:
+        del v, step
+
+
+class Periodic(Gossip):
+    """``inner`` at steps t = H-1, 2H-1, ... only (period H); the identity in between, so
+    nodes take H - 1 local steps between communications (local SGD, SQuARM-SGD)."""
+
+    def __init__(self, inner: Gossip, period: int) -> None:
+        self.inner, self.period = inner, period
+        self.trivial = inner.trivial
+
+    def __call__(self, v: torch.Tensor, step: int) -> None:
+        if (step + 1) % self.period == 0:
+            self.inner(v, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state)

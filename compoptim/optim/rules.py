@@ -15,10 +15,8 @@ from typing import Any
 
 import torch
 
-from compoptim.errors import UserError
-from compoptim.optim.checks import check_range
-
-RULES = ("sgd", "adam", "adamw", "adagrad", "amsgrad", "heavy_ball", "damsco", "dadam")
+from compoptim.errors import UserError, check_range
+from compoptim.registry import Registry, specialize
 
 
 class LocalRule(ABC):
@@ -62,9 +60,9 @@ class SGD(LocalRule):
     def __init__(self, like: torch.Tensor, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(like)
-        _check("optimizer.momentum", momentum, 0.0, 1.0)
-        _check("optimizer.dampening", dampening, 0.0, 1.0, high_open=False)
-        _check("optimizer.weight_decay", weight_decay, 0.0)
+        check_range("optimizer.momentum", momentum, 0.0, 1.0)
+        check_range("optimizer.dampening", dampening, 0.0, 1.0, high_open=False)
+        check_range("optimizer.weight_decay", weight_decay, 0.0)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise UserError("optimizer.nesterov needs optimizer.momentum > 0 and dampening = 0")
         self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
@@ -102,10 +100,10 @@ class Adam(LocalRule):
         super().__init__(like)
         if len(betas) != 2:
             raise UserError(f"optimizer.betas must be two numbers [beta1, beta2]; got {list(betas)}")
-        _check("optimizer.betas[0]", betas[0], 0.0, 1.0)
-        _check("optimizer.betas[1]", betas[1], 0.0, 1.0)
-        _check("optimizer.eps", eps, 0.0, low_open=True)
-        _check("optimizer.weight_decay", weight_decay, 0.0)
+        check_range("optimizer.betas[0]", betas[0], 0.0, 1.0)
+        check_range("optimizer.betas[1]", betas[1], 0.0, 1.0)
+        check_range("optimizer.eps", eps, 0.0, low_open=True)
+        check_range("optimizer.weight_decay", weight_decay, 0.0)
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps, self.weight_decay, self.decoupled, self.amsgrad = eps, weight_decay, decoupled, amsgrad
         self.m = torch.zeros_like(like)
@@ -143,10 +141,10 @@ class Adagrad(LocalRule):
     def __init__(self, like: torch.Tensor, eps: float = 1e-10, weight_decay: float = 0.0, lr_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0) -> None:
         super().__init__(like)
-        _check("optimizer.eps", eps, 0.0, low_open=True)
-        _check("optimizer.weight_decay", weight_decay, 0.0)
-        _check("optimizer.lr_decay", lr_decay, 0.0)
-        _check("optimizer.initial_accumulator_value", initial_accumulator_value, 0.0)
+        check_range("optimizer.eps", eps, 0.0, low_open=True)
+        check_range("optimizer.weight_decay", weight_decay, 0.0)
+        check_range("optimizer.lr_decay", lr_decay, 0.0)
+        check_range("optimizer.initial_accumulator_value", initial_accumulator_value, 0.0)
         self.eps, self.weight_decay, self.lr_decay = eps, weight_decay, lr_decay
         self.v = torch.full_like(like, initial_accumulator_value)
         self._denom = torch.empty_like(like)
@@ -168,7 +166,7 @@ class HeavyBall(LocalRule):
 
     def __init__(self, like: torch.Tensor, beta: float = 0.9) -> None:
         super().__init__(like)
-        _check("optimizer.beta", beta, 0.0, 1.0)
+        check_range("optimizer.beta", beta, 0.0, 1.0)
         self.beta = beta
         self.m = torch.zeros_like(like)
 
@@ -187,9 +185,9 @@ class DamscoRule(LocalRule):
 
     def __init__(self, like: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(like)
-        _check("optimizer.betas[0]", betas[0], 0.0, 1.0)
-        _check("optimizer.betas[1]", betas[1], 0.0, 1.0)
-        _check("optimizer.eps", eps, 0.0, low_open=True)
+        check_range("optimizer.betas[0]", betas[0], 0.0, 1.0)
+        check_range("optimizer.betas[1]", betas[1], 0.0, 1.0)
+        check_range("optimizer.eps", eps, 0.0, low_open=True)
         self.beta1, self.beta2, self.eps = float(betas[0]), float(betas[1]), eps
         self.m = torch.zeros_like(like)
         self.u = torch.zeros_like(like)
@@ -221,8 +219,8 @@ class DadamRule(LocalRule):
         if len(betas) != 3:
             raise UserError(f"optimizer.betas must be three numbers [beta1, beta2, beta3] for dadam; got {list(betas)}")
         for i, b in enumerate(betas):
-            _check(f"optimizer.betas[{i}]", b, 0.0, 1.0)
-        _check("optimizer.eps", eps, 0.0, low_open=True)
+            check_range(f"optimizer.betas[{i}]", b, 0.0, 1.0)
+        check_range("optimizer.eps", eps, 0.0, low_open=True)
         self.beta1, self.beta2, self.beta3 = (float(b) for b in betas)
         self.eps = eps
         self.m = torch.zeros_like(like)
@@ -242,37 +240,15 @@ class DadamRule(LocalRule):
         return ("m", "v", "v_hat")
 
 
-def build_rule(name: str, like: torch.Tensor, settings: dict[str, Any]) -> LocalRule:
-    """The rule ``name`` (sgd | adam | adamw | adagrad | amsgrad) with its own settings taken
-    from ``settings`` (keys a rule does not use must be absent)."""
-    if name == "sgd":
-        return SGD(like, **_pick(settings, "momentum", "dampening", "nesterov", "weight_decay"))
-    if name in ("adam", "adamw", "amsgrad"):
-        picked = _pick(settings, "betas", "eps", "weight_decay")
-        if "betas" in picked:
-            picked["betas"] = tuple(picked["betas"])
-        return Adam(like, decoupled=name == "adamw", amsgrad=name == "amsgrad", **picked)
-    if name == "adagrad":
-        return Adagrad(like, **_pick(settings, "eps", "weight_decay", "lr_decay", "initial_accumulator_value"))
-    if name == "heavy_ball":
-        return HeavyBall(like, **_pick(settings, "beta"))
-    if name == "dadam":
-        picked = _pick(settings, "betas", "eps")
-        if "betas" in picked:
-            picked["betas"] = tuple(picked["betas"])
-        return DadamRule(like, **picked)
-    if name == "damsco":
-        picked = _pick(settings, "betas", "eps")
-        if "betas" in picked:
-            picked["betas"] = tuple(picked["betas"])
-        return DamscoRule(like, **picked)
-    raise UserError(f"optimizer.rule must be one of {', '.join(RULES)}; got {name}")
-
-
-def _pick(settings: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: settings[k] for k in keys if k in settings}
-
-
-def _check(key: str, value: float, low: float, high: float | None = None, low_open: bool = False,
-           high_open: bool = True) -> None:
-    check_range(key, value, low, high, low_open=low_open, high_open=high_open)
+# The local rules by name: each factory's signature (after ``like``) is the rule's settings.
+RULES = Registry("rule", context=("like",))
+RULES.register("sgd", SGD)
+RULES.register("adam", specialize(Adam, "adam", fixed={"decoupled": False, "amsgrad": False}))
+RULES.register("adamw", specialize(Adam, "adamw", "torch.optim.AdamW: decoupled weight decay (torch's default 0.01).",
+                                   fixed={"decoupled": True, "amsgrad": False}, weight_decay=0.01))
+RULES.register("amsgrad", specialize(Adam, "amsgrad", "torch.optim.Adam with amsgrad=True.",
+                                     fixed={"decoupled": False, "amsgrad": True}))
+RULES.register("adagrad", Adagrad)
+RULES.register("heavy_ball", HeavyBall)
+RULES.register("damsco", DamscoRule)
+RULES.register("dadam", DadamRule)

@@ -2,7 +2,7 @@
 
 from compoptim.topology.base import Topology
 from compoptim.topology.builders import (
-    BUILDERS,
+    TOPOLOGIES,
     build_topology,
     complete,
     disconnected,
@@ -15,10 +15,10 @@ from compoptim.topology.builders import (
     star,
     torus,
 )
-from compoptim.topology.weights import metropolis_hastings, mixing_matrix, uniform
+from compoptim.topology.weights import WEIGHT_RULES, metropolis_hastings, mixing_matrix, uniform
 
 __all__ = [
-    "BUILDERS", "Topology", "build_topology", "complete", "disconnected", "erdos_renyi", "exponential",
-    "from_edges", "hypercube", "metropolis_hastings", "mixing_matrix", "one_peer_exponential", "ring",
-    "star", "torus", "uniform",
+    "TOPOLOGIES", "WEIGHT_RULES", "Topology", "build_topology", "complete", "disconnected", "erdos_renyi",
+    "exponential", "from_edges", "hypercube", "metropolis_hastings", "mixing_matrix", "one_peer_exponential",
+    "ring", "star", "torus", "uniform",
 ]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from compoptim.errors import UserError
+from compoptim.registry import to_plain
 from compoptim.train.writer import atomic_write_text
 
 # Keys that may differ between the original run and its resumption.
@@ -26,9 +27,9 @@ _RESUMABLE_DIFFERENCES = ("resume", "trainer.threads", "trainer.device", "traine
                           "optimizer.overlap")
 
 
-def config_hash(cfg: DictConfig) -> str:
+def config_hash(cfg: Mapping[str, Any]) -> str:
     """A hash of the resolved config without Hydra's settings and the keys a resumed run may change."""
-    tree = OmegaConf.to_container(cfg, resolve=True)
+    tree = to_plain(cfg)
     tree.pop("hydra", None)
     for key in _RESUMABLE_DIFFERENCES:
         node, *path = key.split(".")

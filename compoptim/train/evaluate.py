@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from compoptim.comm.base import Communicator
 from compoptim.optim.flat import FlatParameters
+from compoptim.train.loss import task_loss
 
 _EVAL_BATCH = 1024
 
@@ -28,13 +28,6 @@ class Evaluation:
     consensus_distance: float
     node_test_acc: float  # this node's own model
     node_distance: float  # this node's ||x_i - x_bar||^2
-
-
-def task_loss(task: str, output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy (classification; per character for language) or squared error (regression)."""
-    if task == "regression":
-        return F.mse_loss(output.squeeze(-1), target, reduction=reduction)
-    return F.cross_entropy(output.flatten(0, -2), target.flatten(), reduction=reduction)
 
 
 class Evaluator:

@@ -1,4 +1,8 @@
-"""Optional extra loggers (config group ``logger``): the run's metric rows, also elsewhere."""
+"""Optional extra loggers (config group ``logger``): the run's metric rows, also elsewhere.
+
+Each is built from the run directory (rank 0 only); a factory's settings are its
+parameters after ``run_dir``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from compoptim.errors import UserError
+from compoptim.registry import Registry
 
-LOGGERS = ("none", "tensorboard")
+LOGGERS = Registry("logger", context=("run_dir",))
 
 
 class NullLogger:
@@ -44,10 +49,19 @@ class TensorBoardLogger:
         self.writer.close()
 
 
+@LOGGERS.register("none")
+def null_logger(run_dir: Path) -> NullLogger:
+    """No extra logger: metrics.csv, metrics_nodes.csv and summary.json only."""
+    del run_dir
+    return NullLogger()
+
+
+@LOGGERS.register("tensorboard")
+def tensorboard_logger(run_dir: Path, dir: str = "tensorboard") -> TensorBoardLogger:
+    """Every metric as a TensorBoard scalar in ``<run dir>/<dir>`` (rank 0); needs
+    ``pip install "compoptim[tensorboard]"``."""
+    return TensorBoardLogger(Path(run_dir) / dir)
+
+
 def build_logger(cfg: Mapping[str, Any], run_dir: Path) -> NullLogger | TensorBoardLogger:
-    name = cfg["name"]
-    if name == "none":
-        return NullLogger()
-    if name == "tensorboard":
-        return TensorBoardLogger(Path(run_dir) / str(cfg.get("dir", "tensorboard")))
-    raise UserError(f"unknown logger '{name}'; available: {', '.join(LOGGERS)}")
+    return LOGGERS.build(cfg, run_dir)

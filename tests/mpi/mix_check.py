@@ -47,7 +47,7 @@ def check(world: MPI.Comm, topology: Topology) -> None:
             comm.neighbor_mix(compressor.encode(x), compressor, out, step=step)
             x.copy_(out)
         total = comm.allreduce_(x.clone(), "sum")
-        return x, total, comm.bytes_sent
+        return x, total, comm.counters.bytes_sent
 
     mine, total, sent = mix(MPICommunicator(world, topology))
     expected = xs

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from compoptim.optim import OPTIMIZERS
+from compoptim.optim import ALGORITHMS
 from tests.conftest import mpi_env, tool
 
 pytestmark = pytest.mark.mpi
@@ -21,7 +21,7 @@ TIMEOUT = 180
 FAST = ["trainer.epochs=1", "model=mlp", "model.hidden=[32]"]
 NUMEL_MLP32 = 784 * 32 + 32 + 32 * 10 + 10
 
-OPTIMIZER_NAMES = ", ".join(sorted(OPTIMIZERS))
+OPTIMIZER_NAMES = ", ".join(sorted(ALGORITHMS))
 
 
 def launch(np_: int | None, args: list[str], cwd: Path,
@@ -105,7 +105,7 @@ def test_bad_value_fails_once_before_training(tmp_path):
 FAULT_SCRIPT = """
 import sys
 from mpi4py import MPI
-from compoptim.optim.composed import RuleOptimizer
+from compoptim.optim.decentralized import Decentralized as RuleOptimizer
 
 _step = RuleOptimizer.step
 

@@ -73,7 +73,7 @@ def test_resume_refuses_another_world_size_or_config(tmp_path):
 FAULT = """
 import os, signal
 from mpi4py import MPI
-from compoptim.optim.composed import RuleOptimizer
+from compoptim.optim.decentralized import Decentralized as RuleOptimizer
 _step = RuleOptimizer.step
 def step(self, closure=None):
     if MPI.COMM_WORLD.Get_rank() == 1 and self.t == 5:
@@ -128,7 +128,7 @@ def test_sigterm_checkpoints_at_the_epoch_end_and_stops(tmp_path):
 STUCK = """
 import time
 from mpi4py import MPI
-from compoptim.optim.composed import RuleOptimizer
+from compoptim.optim.decentralized import Decentralized as RuleOptimizer
 _step = RuleOptimizer.step
 def step(self, closure=None):
     if MPI.COMM_WORLD.Get_rank() == 2 and self.t == 3:

@@ -22,7 +22,6 @@ class LRSchedule:
 
     def __init__(self, kind: str, steps_per_epoch: int, epochs: int, warmup_epochs: float = 0.0,
                  milestones: Sequence[int] = (), decay: float = 0.1) -> None:
-        kind = str(getattr(kind, "value", kind))
         if kind not in SCHEDULES:
             raise UserError(f"trainer.lr_schedule must be one of {', '.join(SCHEDULES)}; got {kind}")
         if not 0 <= warmup_epochs <= epochs:

@@ -1,0 +1,37 @@
+"""The backends ``backend=<name>`` chooses, as their settings: what the entry point reads to
+start the nodes. Settings only, so this imports no MPI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compoptim.registry import Registry
+
+
+@dataclass(frozen=True)
+class MPIBackend:
+    """One node per MPI rank: ``mpirun -np N compoptim-run``.
+
+    ``cuda_aware``: whether the MPI library reads GPU memory; None asks the library
+    (``MPIX_Query_cuda_support``), false stages GPU messages through pinned host buffers.
+    ``timeout_s``: seconds a neighbour may be silent in one exchange before the run fails
+    (a stuck or dead rank); None waits as long as it takes.
+    """
+
+    cuda_aware: bool | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """All ``nodes`` in this one process, one thread each, no mpirun:
+    ``compoptim-run backend=local backend.nodes=8``. Same results, bit for bit, as
+    ``mpirun -np 8 compoptim-run`` with the same ``trainer.threads``.
+    """
+
+    nodes: int = 4
+
+
+BACKENDS = Registry("backend")
+BACKENDS.register("mpi", MPIBackend)
+BACKENDS.register("local", LocalBackend)

@@ -1,0 +1,51 @@
+"""One node's traffic and time counters, in one object: the communicator counts bytes and
+transfer times into it, the ``Metered`` compressors of the node count encodes into it, and
+the trainer reads, checkpoints and resets it as a whole."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass
+class TrafficCounters:
+    """Cumulative counters of one node.
+
+    - ``bytes_sent`` / ``bytes_received``: payload bytes of training traffic, counted from
+      the buffers handed to and filled by the transport;
+    - ``metric_bytes_sent`` / ``metric_bytes_received``: evaluation and logging reductions,
+      kept apart so they never inflate the algorithm's byte budget;
+    - ``compress_time_s`` (encode, decode and the weighted sum), ``comm_time_s`` (posting
+      transfers, staging copies) and ``wait_time_s`` (blocked until the neighbours' data
+      arrived). On CUDA, kernels run asynchronously, so their time lands where the host
+      next waits for them;
+    - ``encode_count``: encodes by all the node's compressors (it paces the error sampling);
+    - ``error_sum`` / ``error_count``: the sampled relative errors ||C(x) - x|| / ||x||
+      since the last ``take_compression_error``.
+    """
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    metric_bytes_sent: int = 0
+    metric_bytes_received: int = 0
+    compress_time_s: float = 0.0
+    comm_time_s: float = 0.0
+    wait_time_s: float = 0.0
+    encode_count: int = 0
+    error_sum: float = 0.0
+    error_count: int = 0
+
+    def state_dict(self) -> dict[str, int | float]:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict[str, int | float]) -> None:
+        for f in dataclasses.fields(self):  # each keeps its own type, int or float
+            setattr(self, f.name, type(f.default)(state[f.name]))
+
+    def take_compression_error(self) -> tuple[float, int]:
+        """(sum, count) of the sampled relative errors since the last call, then both reset
+        (a lossless compressor is not sampled, and reports 0)."""
+        taken = (self.error_sum, self.error_count)
+        self.error_sum, self.error_count = 0.0, 0
+        return taken

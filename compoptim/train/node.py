@@ -1,0 +1,118 @@
+"""build_node: the one place a node of a run is assembled from its config.
+
+Every backend (one MPI rank per node, or all nodes in one process) and every script builds
+its nodes here, from the plain config values and the node's communicator and device:
+data shard, model, flat buffers, metered compressors, optimizer, schedule, evaluator.
+Building does no communication, so a bad setting fails on every node before any
+collective starts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from compoptim.comm.base import Communicator
+from compoptim.compress import CompressContext, Compressor, Metered, build_compressor
+from compoptim.compress.randomness import derived_seed
+from compoptim.data import ShardLoader, build_partition, label_histogram, load_dataset
+from compoptim.errors import UserError
+from compoptim.models import build_model
+from compoptim.optim import FlatParameters, build_optimizer
+from compoptim.optim.base import DecentralizedOptimizer
+from compoptim.registry import to_plain
+from compoptim.train.evaluate import Evaluator
+from compoptim.train.schedules import LRSchedule
+
+# Model init draws from torch's global RNG; nodes of the in-process backend build their
+# models in parallel threads, so seeding and drawing must not interleave.
+_MODEL_INIT_LOCK = threading.Lock()
+
+
+@dataclass
+class Node:
+    """One node's share of a run: what the training loop steps, evaluates and saves."""
+
+    comm: Communicator
+    device: torch.device
+    task: str
+    model: nn.Module
+    flat: FlatParameters
+    loader: ShardLoader
+    optimizer: DecentralizedOptimizer
+    schedule: LRSchedule
+    evaluator: Evaluator
+    samples_per_epoch: int
+    label_histogram: list[list[int]]
+    lossless: bool  # the compressor sends exact vectors (its compression error is 0)
+    bits_per_element: float  # wire bits per model entry of one message (32: uncompressed fp32)
+
+
+def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device) -> Node:
+    """Node ``comm.rank`` of the run ``cfg`` (plain values or a DictConfig; converted here)."""
+    cfg = to_plain(cfg)
+    t = cfg["trainer"]
+    expected = cfg.get("nodes")
+    if expected is not None and expected != comm.size:
+        raise UserError(f"this configuration is meant for nodes={expected} (mpirun -np {expected}, or backend=local "
+                        f"backend.nodes={expected}); got {comm.size} nodes: change the launch or set nodes=null")
+
+    data = load_dataset(cfg["dataset"])
+    if comm.size > len(data.y_train):
+        raise UserError(f"{comm.size} nodes but dataset={data.name} has only {len(data.y_train)} training samples")
+    strata = data.partition_labels.numpy()
+    shards = build_partition(cfg["dataset"]["partition"], strata, comm.size, seed=cfg["seed"])
+    loader = ShardLoader(data.x_train, data.y_train, shards[comm.rank], t["batch_size"],
+                         largest_shard=max(len(s) for s in shards), seed=_node_seed(cfg["seed"], comm.rank),
+                         device=device, augment=data.augment)
+
+    def make_model() -> nn.Module:
+        # Same seed on every node: all models start from the same point.
+        with _MODEL_INIT_LOCK:
+            torch.manual_seed(cfg["seed"])
+            return build_model(cfg["model"], data.input_shape, data.num_classes).to(device)
+
+    model = make_model()
+    flat = FlatParameters(model)
+
+    def context(stream: int) -> CompressContext:
+        seed = cfg["seed"] if stream == 0 else derived_seed(cfg["seed"], stream)
+        return CompressContext(layout=flat.shapes, dtype=flat.params.dtype, seed=seed, rank=comm.rank)
+
+    def compressors(stream: int) -> Compressor:
+        # One compressor per communicated variable, its random draws kept apart by stream,
+        # every encode timed and sampled into this node's counters.
+        return Metered(build_compressor(cfg["compressor"], context(stream)), comm.counters)
+
+    # Built once up front: a bad setting fails here, before the optimizer; its wire bits per
+    # model entry go to the summary for the report.
+    probe = build_compressor(cfg["compressor"], context(0))
+    optimizer = build_optimizer(cfg["optimizer"], flat, comm, compressors)
+    if optimizer.overlap:
+        # Each parameter's gradient completes in turn: poll the exchange of x_t meanwhile.
+        for p in model.parameters():
+            if p.requires_grad:  # a frozen tensor gets no gradient, and takes no hook
+                p.register_post_accumulate_grad_hook(_poll(comm))
+    schedule = LRSchedule(t["lr_schedule"], len(loader), t["epochs"], t["warmup_epochs"], t["lr_milestones"],
+                          t["lr_decay"])
+    evaluator = Evaluator(model, flat, make_model(), data.x_test.to(device), data.y_test.to(device), comm,
+                          task=data.task, average_buffers_into_local=model.bn_stats == "averaged")
+    return Node(comm=comm, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
+                schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
+                label_histogram=label_histogram(strata, shards, int(strata.max()) + 1),
+                lossless=probe.lossless, bits_per_element=probe.bits_per_element(flat.numel))
+
+
+def _poll(comm: Communicator) -> Callable[[torch.Tensor], None]:
+    return lambda _p: comm.progress()
+
+
+def _node_seed(seed: int, rank: int) -> int:
+    """A distinct, reproducible seed per (run seed, node) for data order."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
