@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from compoptim.errors import UserError
+from compoptim.errors import UserError, unknown_choice
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Registry(Mapping[str, Entry]):
 
     def __getitem__(self, name: str) -> Entry:
         if name not in self._entries:
-            raise UserError(f"unknown {self.group} '{name}'; available: {', '.join(sorted(self._entries))}")
+            raise UserError(unknown_choice(self.group, name, self._entries))
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:

@@ -46,6 +46,7 @@ def test_defaults_are_lenet5_on_digits_with_dsgd_on_a_ring():
     assert "lr" in cfg.optimizer and "seed" in cfg
 
 
+@pytest.mark.slow
 def test_every_optimizer_option_is_a_registered_algorithm():
 
 
@@ -86,7 +87,7 @@ def test_bad_command_lines_give_one_line(overrides, expected):
 def test_sweeps_check_every_value():
     compose_config()
     message, _ = check_command_line(["optimizer=dsgd,adamm"], multirun=True)
-    assert message == f"unknown optimizer 'adamm'; available: {OPTIMIZER_NAMES}"
+    assert message == f"unknown optimizer 'adamm'; available: {OPTIMIZER_NAMES}; did you mean 'adam'?"
 
 
 def test_good_command_lines_name_their_output_dir():
@@ -110,6 +111,7 @@ def test_output_dir_is_created_or_refused_in_one_line(tmp_path):
     assert message.endswith("choose another with hydra.sweep.dir=PATH")
 
 
+@pytest.mark.slow
 def test_options_of_all_groups_compose_together():
     """Every option of every group, each composed together with options of all other groups
     (cycling through them), so no option depends on another group's default."""
@@ -174,3 +176,30 @@ def _stored(group, name):
 
     node = ConfigStore.instance().load(f"schema/{group}/{name}.yaml").node
     yield OmegaConf.get_type(node)
+
+
+def test_the_schema_snapshot_matches_the_code(monkeypatch):
+    """schemas.json (what the CLI composes with, without importing torch) is the registries'
+    own description; a stale one is refused in one line naming the option and the fix."""
+    from compoptim.config import snapshot
+    from compoptim.errors import UserError
+
+    assert snapshot.describe() == snapshot.load()
+    snapshot.check()
+    stale = {**snapshot.load(), "optimizer": {**snapshot.load()["optimizer"], "dsgd": [["lr", "float", 0.3]]}}
+    monkeypatch.setattr(snapshot, "load", lambda: stale)
+    with pytest.raises(UserError, match=r"schemas\.json does not match the code for optimizer=dsgd; rewrite it "
+                                        r"with: python -m compoptim\.config"):
+        snapshot.check()
+
+
+def test_the_command_line_checks_import_no_torch():
+    """--help and a config error answer without the training layers (start-up time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from compoptim.cli.precheck import check_command_line; from compoptim.cli.help import "
+            "help_text; from compoptim.config import compose_config; compose_config(); help_text(); "
+            "check_command_line(['optimizer=adamm'], False); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr

@@ -5,6 +5,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +18,7 @@ def test_pyproject_lists_every_subpackage():
     assert listed == on_disk | {"compoptim.conf"} | plugins
 
 
+@pytest.mark.slow
 def test_wheel_contains_the_conf_tree(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
@@ -28,3 +30,4 @@ def test_wheel_contains_the_conf_tree(tmp_path):
     expected = {f"compoptim/conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")}
     assert expected and expected <= names
     assert "compoptim/conf/config.yaml" in names
+    assert "compoptim/config/schemas.json" in names  # the option schemas the CLI composes with

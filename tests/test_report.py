@@ -20,8 +20,9 @@ FIGURES = ["test_acc_vs_epoch", "test_acc_vs_bytes", "test_acc_vs_time", "consen
 
 
 def write_run(path, optimizer="sgd", compressor="none", seed=0, accs=(0.1, 0.5, 0.9), status="finished",
-              lr=0.1, ratio=1.0, metrics=True, epochs=2):
-    """A run directory as compoptim-run writes it (config, metrics.csv, summary.json)."""
+              lr=0.1, ratio=1.0, metrics=True, epochs=2, **summary_fields):
+    """A run directory as compoptim-run writes it (config, metrics.csv, summary.json); ``summary_fields``
+    add to or replace the summary's (n_nodes, backend, code, dataset_hash, ...)."""
     path.mkdir(parents=True)
     config = {"seed": seed, "trainer": {"epochs": epochs, "threads": 1},
               "optimizer": {"name": optimizer, "lr": lr, **({"betas": [0.9, 0.999]} if optimizer == "adam" else {})},
@@ -39,6 +40,7 @@ def write_run(path, optimizer="sgd", compressor="none", seed=0, accs=(0.1, 0.5, 
                / ratio, "wall_time_s": 1.5 * (len(accs) - 1), "compression": {"ratio": ratio}}
     if status == "failed":
         summary["error"] = "rank 1: RuntimeError: boom"
+    summary.update(summary_fields)
     (path / "summary.json").write_text(json.dumps(summary))
 
 
@@ -149,15 +151,16 @@ def test_report_draws_each_distinct_topology(tmp_path, capsys, topology):
 
 
 def test_report_on_real_runs(tmp_path, capsys):
-    """Two real (tiny) runs through the in-process backend, then the report."""
+    """Two real (tiny) runs through the in-process backend, one compressed, then the report."""
     import torch
 
     from compoptim.comm import run_local
     from compoptim.train import Trainer
     from tests.conftest import compose_config
 
-    for k, opt in enumerate(("sgd", "adam")):
-        cfg = compose_config("trainer.epochs=2", "model=mlp", "model.hidden=[16]", f"optimizer={opt}")
+    for k, (opt, compressor) in enumerate((("sgd", "none"), ("adam", "topk"))):
+        cfg = compose_config("trainer.epochs=2", "model=mlp", "model.hidden=[16]", f"optimizer={opt}",
+                             f"compressor={compressor}")
         run_local(ring(3), lambda comm, cfg=cfg, k=k: Trainer(cfg, comm, tmp_path / "runs" / str(k),
                                                               torch.device("cpu"), log=lambda m: None).fit())
     main([str(tmp_path / "runs"), "--target", "0.5"])
@@ -168,3 +171,181 @@ def test_report_on_real_runs(tmp_path, capsys):
     for name in FIGURES:
         assert (out / f"{name}.png").exists()
     assert (out / "topology-ring-n3.png").exists()
+
+
+def _summary(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_report_never_averages_runs_on_other_nodes_backends_code_or_data(tmp_path, capsys):
+    """The old bug: runs on 1, 1 and 8 nodes, all seed 0, became one group 'seeds 0,0,0'."""
+    root = tmp_path / "mixed"
+    code = {"version": "0.1.0", "git_commit": "a" * 40, "git_dirty": False}
+    same = {"backend": "mpi", "code": code, "dataset_hash": "d" * 64}
+    write_run(root / "0", accs=(0.1, 0.5), n_nodes=1, **same)
+    write_run(root / "1", accs=(0.1, 0.5), n_nodes=1, **same)  # a rerun: a duplicate, not a second seed
+    write_run(root / "2", accs=(0.1, 0.9), n_nodes=8, **same)
+    write_run(root / "3", accs=(0.1, 0.4), n_nodes=1, **{**same, "backend": "local"})
+    write_run(root / "4", accs=(0.1, 0.3), n_nodes=1, **{**same, "code": {**code, "git_commit": "b" * 40}})
+    write_run(root / "5", accs=(0.1, 0.2), n_nodes=1, **{**same, "dataset_hash": "e" * 64})
+    write_run(root / "6", accs=(0.1, 0.6), n_nodes=1, backend="mpi")  # an older run: no code, no dataset hash
+    write_run(root / "7", accs=(0.1, 0.7), n_nodes=1, seed=1, **same)  # a real second seed
+    main([str(root), "--format", "png"])
+    out = root / "report"
+    rows = {r["group"]: r for r in _summary(out / "summary.csv")}
+    assert len(rows) == 6
+    base = "n_nodes=1, backend=mpi, code=0.1.0@aaaaaaaaaaaa, dataset_hash=dddddddddddd"
+    assert rows[base]["seeds"] == "0,1" and rows[base]["runs"] == "3" and rows[base]["finished"] == "2"
+    assert rows[base]["duplicates"] == "1"
+    assert float(rows[base]["final test_acc"]) == pytest.approx((0.5 + 0.7) / 2)  # seed 0 counted once
+    eight = rows[base.replace("n_nodes=1", "n_nodes=8")]
+    assert eight["seeds"] == "0" and float(eight["final test_acc"]) == pytest.approx(0.9) and eight["duplicates"] == "0"
+    assert "n_nodes=1, backend=mpi, code=unknown@unknown, dataset_hash=unknown" in rows
+    assert all(r["seeds"].split(",") == sorted(set(r["seeds"].split(","))) for r in rows.values())
+    listing = {r["run"]: r for r in _summary(out / "runs.csv")}
+    assert listing[str(root / "1")]["duplicate_of"] == str(root / "0")
+    assert not listing[str(root / "0")]["duplicate_of"] and listing[str(root / "2")]["n_nodes"] == "8"
+    page = (out / "index.html").read_text()
+    assert "1 duplicate run(s)" in page and "do not record code" in page and "duplicate of" in page
+    curves = [r for r in _summary(out / "evaluations.csv") if not r["duplicate_of"]]
+    assert len(curves) == 7 * 2  # evaluations.csv keeps the duplicate's rows, marked
+
+
+def test_an_absent_fact_is_unknown_and_old_backend_names_are_config_names(tmp_path):
+    from compoptim.report.grouping import fact
+
+    write_run(tmp_path / "old", backend="LocalCommunicator")
+    write_run(tmp_path / "new", backend="local", code={"version": "0.1.0", "git_commit": "c" * 40, "git_dirty": True})
+    old, new = load_runs([tmp_path / "old"])[0], load_runs([tmp_path / "new"])[0]
+    assert fact(old, "backend") == fact(new, "backend") == "local"
+    assert fact(old, "dataset_hash") == "unknown" and fact(old, "code") == "unknown@unknown"
+    assert fact(new, "code") == "0.1.0@cccccccccccc+dirty"
+
+
+def _grid_figure(tmp_path, y="test_acc", x="epoch", **kwargs):
+    from compoptim.report.figures import curve_figure
+    from compoptim.report.grouping import dimensions, group_runs
+    from compoptim.report.styles import encode
+    from compoptim.report.tables import evaluations
+
+    runs = load_runs([sweep(tmp_path)])
+    keys = ["optimizer.name", "compressor.name"]
+    groups = group_runs(runs, keys)
+    return curve_figure(evaluations(runs, keys), x, y, encode(groups, dimensions(runs, keys)), **kwargs)
+
+
+def test_curves_encode_first_dimension_by_colour_second_by_line_style(tmp_path):
+    fig = _grid_figure(tmp_path)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert len(lines) == 4
+    sgd_none, sgd_topk = lines["optimizer=sgd, compressor=none"], lines["optimizer=sgd, compressor=topk"]
+    adam_none, adam_topk = lines["optimizer=adam, compressor=none"], lines["optimizer=adam, compressor=topk"]
+    assert sgd_none.get_color() == sgd_topk.get_color() != adam_none.get_color() == adam_topk.get_color()
+    assert sgd_none.get_linestyle() == adam_none.get_linestyle() != sgd_topk.get_linestyle() \
+        == adam_topk.get_linestyle()
+    # the legend explains each encoding once (2 colours + 2 styles), and sits right of the plot
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["optimizer=sgd", "optimizer=adam", "compressor=none",
+                                                          "compressor=topk"]
+    fig.canvas.draw()
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks == [0, 1, 2]
+
+
+def test_a_third_dimension_is_a_marker_and_bytes_are_mb(tmp_path):
+    from compoptim.report.figures import curve_figure
+    from compoptim.report.grouping import dimensions, group_runs
+    from compoptim.report.styles import encode
+    from compoptim.report.tables import evaluations
+
+    for k, (opt, comp, lr) in enumerate([(o, c, lr) for o in ("sgd", "adam") for c in ("none", "topk")
+                                         for lr in (0.1, 0.01)]):
+        write_run(tmp_path / "s" / str(k), opt, comp, lr=lr)
+    runs = load_runs([tmp_path / "s"])
+    keys = varying_keys(runs)
+    assert keys == ["compressor.name", "optimizer.lr", "optimizer.name"]
+    fig = curve_figure(evaluations(runs, keys), "bytes_sent_per_node", "test_acc",
+                       encode(group_runs(runs, keys), dimensions(runs, keys)), logx=True)
+    ax = fig.axes[0]
+    markers = {line.get_label(): line.get_marker() for line in ax.get_lines()}
+    sgd = markers["compressor=none, optimizer.lr=0.1, optimizer=sgd"]
+    assert sgd == markers["compressor=topk, optimizer.lr=0.01, optimizer=sgd"]
+    assert sgd != markers["compressor=none, optimizer.lr=0.1, optimizer=adam"]
+    assert ax.get_xlabel() == "MB sent per node"
+    assert max(max(line.get_xdata()) for line in ax.get_lines()) == pytest.approx(2000 / 1e6)
+
+
+def test_consensus_axis_ignores_zeros_and_round_off(tmp_path):
+    import pandas as pd
+
+    from compoptim.report.figures import curve_figure
+    from compoptim.report.styles import Encoding
+
+    evals = pd.DataFrame({"group": ["choco"] * 4 + ["exact"] * 4, "epoch": [0, 1, 2, 3] * 2,
+                          "consensus_distance": [0.0, 1e-2, 5e-3, 2e-3, 0.0, 1e-40, 3e-16, 2e-16]})
+    fig = curve_figure(evals, "epoch", "consensus_distance", Encoding({}, [], {}), logy=True)
+    ax = fig.axes[0]
+    bottom, top = ax.get_ylim()
+    assert 1e-4 < bottom <= 1e-3 and top >= 1e-2
+    assert "no value above it: exact" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_no_compression_figure_when_nothing_is_compressed(tmp_path, capsys):
+    root = tmp_path / "plain"
+    for k, opt in enumerate(("sgd", "adam")):
+        write_run(root / str(k), opt)
+    main([str(root), "--format", "pdf"])
+    out = root / "report"
+    assert not list(out.glob("final_*"))
+    # PNG curves are drawn whatever --format says: the page shows them
+    assert (out / "test_acc_vs_epoch.png").exists() and (out / "test_acc_vs_epoch.pdf").exists()
+    assert 'src="test_acc_vs_epoch.png"' in (out / "index.html").read_text()
+
+
+def test_settings_table_shows_what_all_runs_share_and_what_each_option_brings(tmp_path):
+    from compoptim.report.settings import page_rows, settings_table
+
+    runs = load_runs([sweep(tmp_path)])
+    table = settings_table(runs)
+    rows = {(scope, setting): value for scope, setting, value in table.itertuples(index=False)}
+    assert rows[("all runs", "trainer.epochs")] == 2 and rows[("all runs", "n_nodes")] == 4
+    assert rows[("all runs", "optimizer.lr")] == 0.1
+    assert rows[("optimizer=adam", "optimizer.betas")] == "[0.9, 0.999]"
+    assert rows[("compressor=topk", "compressor.ratio")] == 0.01
+    assert not any(setting in ("optimizer.name", "seed") or setting.startswith("hydra.") for _, setting in rows)
+    lines = dict(page_rows(table))
+    assert lines["trainer"] == "epochs=2, threads=1" and lines["optimizer"] == "lr=0.1"
+    assert lines["optimizer=adam"] == "betas=[0.9, 0.999]" and lines["nodes"] == "4"
+    assert list(lines)[:2] == ["nodes", "backend used"] and lines["backend used"] == "unknown"
+
+
+def test_nested_option_settings_are_not_dimensions(tmp_path):
+    for k, (partition, extra) in enumerate([("iid", {}), ("dirichlet", {"alpha": 0.5})]):
+        write_run(tmp_path / "p" / str(k))
+        config = yaml.safe_load((tmp_path / "p" / str(k) / "config.resolved.yaml").read_text())
+        config["dataset"] = {"name": "digits", "partition": {"name": partition, **extra}}
+        (tmp_path / "p" / str(k) / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+    assert varying_keys(load_runs([tmp_path / "p"])) == ["dataset.partition.name"]
+
+
+def test_page_has_the_experiment_and_links_each_runs_files(tmp_path, capsys):
+    root = sweep(tmp_path)
+    (root / "0" / "compoptim.log").write_text("epoch 0\n")
+    (root / "3" / "partition.json").write_text(json.dumps({"partition": "label", "label_histogram": [[3, 1], [1, 3]]}))
+    main([str(root), "--format", "png"])
+    page = (root / "report" / "index.html").read_text()
+    assert "<h2>Experiment</h2>" in page and "epochs=2" in page
+    assert "<td>compressor.name</td><td>none, topk</td>" in page
+    assert 'href="../0/config.resolved.yaml"' in page and 'href="../0/compoptim.log"' in page
+    assert 'href="../0/metrics.csv"' in page and 'href="../1/compoptim.log"' not in page
+    assert "bytes_sent_per_node" not in page and "MB per node" in page
+    # a partition figure says whose it is
+    from compoptim.report.figures import label_histogram_figure
+
+    fig = label_histogram_figure({"partition": "label", "label_histogram": [[3, 1], [1, 3]]},
+                                 "compressor=topk, optimizer=sgd; seed 1")
+    assert "compressor=topk, optimizer=sgd; seed 1" in fig.axes[0].get_title()
+    assert (root / "report" / "partition-label-n2.png").exists()

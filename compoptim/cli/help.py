@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from omegaconf import OmegaConf
 
+import compoptim
 from compoptim.config import GROUPS, composer, group_options
 
 _USAGE = """\
@@ -23,6 +27,35 @@ examples:
 
 Hydra's own flags work too: -m/--multirun, --cfg job|hydra|all, --info, --hydra-help.
 """
+
+
+def version_text(program: str) -> str:
+    """``<program> 0.1.0 (torch ..., hydra ..., mpi4py ..., <MPI library>)``, without importing torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    try:
+        from mpi4py import MPI
+
+        library = MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
+    except ImportError:
+        library = "no MPI"
+    return (f"{program} {compoptim.__version__} (torch {of('torch')}, hydra {of('hydra-core')}, "
+            f"mpi4py {of('mpi4py')}, {library})")
+
+
+def print_and_exit(text: str) -> None:
+    """Print ``text`` and exit 0, also when the reader closed the pipe early (``--help | head``)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    sys.exit(0)
 
 
 def help_text() -> str:

@@ -3,17 +3,23 @@
 All Trainers are built first, in this thread, so a config mistake is one line before any
 node starts; then the nodes train in parallel threads through one in-process hub. The
 results are bit-identical to ``mpirun -np <nodes>`` with the same ``trainer.threads``.
+
+``train_local`` raises ``UserError`` (what ``compoptim.run`` needs from Python);
+``run_local_job`` is the CLI's use of it, which prints a build mistake and exits 2.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compoptim.cli.world import AgreedExit, resolve_device, set_threads
 from compoptim.comm import BACKENDS, local_network, run_nodes
+from compoptim.comm.local import LocalCommunicator
 from compoptim.errors import UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
@@ -22,27 +28,56 @@ from compoptim.train.writer import mark_failed
 log = logging.getLogger("compoptim")
 
 
-def run_local_job(cfg: dict[str, Any], run_dir: Path) -> float:
-    """Train all ``backend.nodes`` nodes here; returns the final averaged-model accuracy."""
+@dataclass
+class LocalJob:
+    """The nodes of one in-process run, built and ready to train."""
+
+    comms: list[LocalCommunicator]
+    trainers: list[Trainer]
+    run_dir: Path
+
+    def train(self) -> dict[str, Any]:
+        """Train every node; node 0's summary. A failure on any node marks the run failed and
+        is a UserError naming the node (the original exception is its cause)."""
+        try:
+            return run_nodes(self.comms, [trainer.fit for trainer in self.trainers])[0]
+        except Exception as exc:
+            node = getattr(exc, "node_rank", None)
+            mark_failed(self.run_dir, exc, rank=node)
+            raise UserError(f"node {node} of {len(self.comms)}: {type(exc).__name__}: {exc}") from exc
+
+
+def build_local_job(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any] | None = None) -> LocalJob:
+    """Every node's Trainer for ``backend.nodes`` nodes (``launch``: how the run was started,
+    for summary.json); a config mistake marks the run failed and is a UserError, raised
+    before any node trains."""
     try:
-        backend = BACKENDS.build(cfg["backend"])
-        nodes = backend.nodes
+        nodes = BACKENDS.build(cfg["backend"]).nodes
         if nodes < 1:
             raise UserError(f"backend.nodes must be >= 1 (the number of simulated nodes); got {nodes}")
         # One intra-op pool serves all node threads: the same per-node share an MPI run
         # with this many ranks on this machine would get, so the arithmetic is the same.
         set_threads(cfg["trainer"]["threads"], nodes)
         comms = local_network(build_topology(cfg["topology"], nodes))
-        trainers = [Trainer(cfg, comm, run_dir, resolve_device(cfg["trainer"]["device"], comm.rank), log=log.info)
-                    for comm in comms]
+        trainers = [Trainer(cfg, comm, run_dir, resolve_device(cfg["trainer"]["device"], comm.rank), log=log.info,
+                            launch=launch) for comm in comms]
+    except UserError as exc:
+        mark_failed(run_dir, exc)
+        raise
+    return LocalJob(comms, trainers, run_dir)
+
+
+def train_local(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build and train all ``backend.nodes`` nodes here; node 0's summary (summary.json)."""
+    return build_local_job(cfg, run_dir, launch).train()
+
+
+def run_local_job(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any] | None = None) -> float:
+    """compoptim-run's local backend: the final averaged-model accuracy; a build mistake is
+    printed as one line and exits 2, like a bad command line."""
+    try:
+        job = build_local_job(cfg, run_dir, launch)
     except UserError as exc:
         print(f"compoptim-run: error: {exc}", file=sys.stderr, flush=True)
-        mark_failed(run_dir, exc)
         raise AgreedExit(2) from None
-    try:
-        summaries = run_nodes(comms, [trainer.fit for trainer in trainers])
-    except Exception as exc:
-        node = getattr(exc, "node_rank", None)
-        mark_failed(run_dir, exc, rank=node)
-        raise UserError(f"node {node} of {nodes}: {type(exc).__name__}: {exc}") from exc
-    return summaries[0]["test_acc"]
+    return job.train()["test_acc"]

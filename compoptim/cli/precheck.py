@@ -18,7 +18,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
-from compoptim.config import GROUPS, composer, group_options
+from compoptim.config import GROUPS, composer, group_options, normalize_overrides
+from compoptim.errors import unknown_choice
 
 # Composing every point of a huge sweep up front would be slow; this many are checked.
 _MAX_SWEEP_CHECKS = 64
@@ -30,6 +31,7 @@ def check_command_line(overrides: list[str], multirun: bool) -> tuple[str | None
 
     Needs the ``run_stamp`` resolver registered.
     """
+    overrides = normalize_overrides(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
@@ -42,10 +44,10 @@ def check_command_line(overrides: list[str], multirun: bool) -> tuple[str | None
         if len(values) > 1 and not multirun:
             return f"'{override.input_line}' lists several values; add -m (--multirun) to run one job per value", None
         group = override.key_or_group
-        if group in GROUPS and override.package is None and not override.is_delete():
+        if group in (*GROUPS, "experiment") and override.package is None and not override.is_delete():
             for value in values:
                 if value not in group_options(group):
-                    return f"unknown {group} '{value}'; available: {', '.join(group_options(group))}", None
+                    return unknown_choice(group, value, group_options(group)), None
         key = override.input_line.split("=", 1)[0]
         choices.append([override.input_line] if override.is_delete() else [f"{key}={v}" for v in values])
 

@@ -7,18 +7,20 @@ examples:
   compoptim-report multirun/x --group-by optimizer.name --format png
 
 Finds every run (a directory with a summary.json) at or below each PATH: single runs, sweep
-directories, or folders holding them. Config keys that differ between runs are the grouping
-dimensions (the seed is averaged over: mean ± std); --group-by chooses them. Writes into
-the output folder:
+directories, or folders holding them. Runs are grouped by the config keys that differ between
+them (--group-by chooses them) and always apart by node count, backend, code version and dataset
+hash; the seed is averaged over (mean ± std over distinct seeds; a duplicate run, identical in
+all of that and the seed, counts once). Writes into the output folder:
   evaluations.csv (+ .parquet with pyarrow)  every evaluation of every run, tidy
-  summary.csv, summary.md                    per group: final/best metric, final loss, bytes per
-                                             node, wall time, and with --target the bytes and
-                                             time to reach it
-  runs.csv                                   one row per run with its status
-  <metric>_vs_<x>.png/.pdf                   curves per group (x: epoch, bytes (log), time)
-  consensus_distance_vs_epoch, final_<metric>_vs_compression, topology-<name>-n<N>,
-  partition-<name>-n<N> (samples per class on each node)
-  index.html                                 all of it on one page
+  summary.csv, summary.md                    per group: final/best metric, final loss, MB per
+                                             node, wall time, with --target the MB and time to
+                                             reach it, and the number of duplicates
+  runs.csv                                   one row per run: status, group, seed, duplicate_of
+  settings.csv                               the settings the runs share (scope, setting, value)
+  <metric>_vs_<x>.png (+ --format)           curves per group (x: epoch, bytes (MB, log), time)
+  consensus_distance_vs_epoch, final_<metric>_vs_compression (when a run compresses),
+  topology-<name>-n<N>, partition-<name>-n<N> (samples per class on each node)
+  index.html                                 all of it on one page, with links to each run's files
 Failed and unfinished runs are listed with their status and left out of the figures.
 """
 
@@ -27,20 +29,35 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from compoptim.report import draw_topology, find_runs, load_run, load_summaries, load_topologies, varying_keys
-from compoptim.report.figures import X_AXES, curve, final_vs_compression, label_histogram
+from compoptim.cli.help import version_text
+from compoptim.errors import UserError
+from compoptim.report import draw_topology, find_runs, load_run, load_topologies, varying_keys
+from compoptim.report.figures import X_AXES, compression_figure, curve_figure, label_histogram_figure, save
+from compoptim.report.formatting import number
+from compoptim.report.grouping import Group, dimensions, group_runs
 from compoptim.report.html import write_index
-from compoptim.report.runs import load_partitions
-from compoptim.report.tables import evaluations, summary_table, to_markdown
+from compoptim.report.listing import runs_table
+from compoptim.report.notes import notes
+from compoptim.report.runs import Run, load_partitions
+from compoptim.report.settings import page_rows, settings_table
+from compoptim.report.styles import encode
+from compoptim.report.tables import DUPLICATE_OF, GROUP_LABEL, evaluations, summary_table, to_markdown
 
 FORMATS = ("png", "pdf")
+EXPLAIN = ("One row per group: runs that differ in nothing but the seed (same varying settings, node count, "
+           "backend, code and dataset). Numbers are mean ± std over the group's distinct seeds with a finished "
+           "run (finished = that count); runs counts every run of the group. A duplicate (same settings, code, "
+           "dataset and seed as another run) counts once, as its first finished run in path order. "
+           "Bytes are MB (10^6 bytes) sent per node.")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="compoptim-report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text("compoptim-report"))
     parser.add_argument("paths", nargs="+", type=Path, help="run dirs, sweep dirs or folders holding them")
     parser.add_argument("--out", type=Path, help="output folder (default: FIRST_PATH/report)")
     parser.add_argument("--metric", default="test_acc", help="metric column for curves and summary (default test_acc)")
@@ -51,78 +68,116 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="keep runs whose config KEY equals VALUE (repeatable; 'optimizer' means optimizer.name)")
     parser.add_argument("--target", type=float, help="report bytes and time to reach this metric value")
-    parser.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), help="figure formats")
+    parser.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS),
+                        help="figure formats (PNG is always written too: the page shows it)")
     parser.add_argument("--csv", type=Path, help="also write the per-run listing to this CSV file")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-
-    def fail(message: str) -> None:
-        print(f"compoptim-report: error: {message}", file=sys.stderr)
+    try:
+        report(parse_args(argv))
+    except UserError as exc:
+        print(f"compoptim-report: error: {exc}", file=sys.stderr)
         sys.exit(2)
 
+
+def select_runs(args: argparse.Namespace) -> list[Run]:
+    """Every run under the paths that passes --where (unreadable ones included: they are listed)."""
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
-        fail(f"no such path: {', '.join(missing)}")
+        raise UserError(f"no such path: {', '.join(missing)}")
     paths = find_runs(args.paths)
     if not paths:
-        fail(f"no runs (no summary.json) under {', '.join(map(str, args.paths))}")
+        raise UserError(f"no runs (no summary.json) under {', '.join(map(str, args.paths))}")
     runs = [load_run(p) for p in paths]
     for condition in args.where:
         key, sep, value = condition.partition("=")
         if not sep:
-            fail(f"--where needs KEY=VALUE; got '{condition}'")
+            raise UserError(f"--where needs KEY=VALUE; got '{condition}'")
         key = key if "." in key or key == "seed" else f"{key}.name"
         runs = [r for r in runs if str(r.config.get(key)) == value]
     if not runs:
-        fail(f"no runs match {' and '.join(args.where)}")
-    listing = load_summaries([r.path for r in runs])
-    runs = [r for r in runs if r.config]  # unreadable runs are listed, not grouped
+        raise UserError(f"no runs match {' and '.join(args.where)}")
+    return runs
+
+
+def report(args: argparse.Namespace) -> None:
+    listed = select_runs(args)
+    runs = [r for r in listed if r.config]  # unreadable runs are listed, not grouped
     if not runs:
-        fail("no readable runs (every config.resolved.yaml is missing or corrupt)")
+        raise UserError("no readable runs (every config.resolved.yaml is missing or corrupt)")
     group_keys = args.group_by if args.group_by is not None else varying_keys(runs)
     unknown = [k for k in group_keys if all(k not in r.config for r in runs)]
     if unknown:
-        fail(f"--group-by: no run has the config key '{unknown[0]}'")
+        raise UserError(f"--group-by: no run has the config key '{unknown[0]}'")
+    dims = dimensions(runs, group_keys)
+    groups = group_runs(runs, group_keys)
 
-    print(listing.to_string(index=False, max_colwidth=60))
+    listing = runs_table(listed, group_keys)
+    shown = [c for c in ("run", "status", GROUP_LABEL, "seed", DUPLICATE_OF, "test_acc") if c in listing]
+    print(listing[shown].astype(object).fillna("—").to_string(index=False, max_colwidth=60))
     if args.csv:
         listing.to_csv(args.csv, index=False)
 
     out = args.out or args.paths[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     evals = evaluations(runs, group_keys)
-    if args.metric not in evals:
-        fail(f"--metric: no metric column '{args.metric}'; columns: {', '.join(c for c in evals.columns[4:])}")
+    metric_columns = [c for c in evals.columns if c not in ("run", "status", GROUP_LABEL, *dims, "seed", DUPLICATE_OF)]
+    if args.metric not in metric_columns:
+        raise UserError(f"--metric: no metric column '{args.metric}'; columns: {', '.join(metric_columns)}")
     evals.to_csv(out / "evaluations.csv", index=False)
     _maybe_parquet(evals, out / "evaluations.parquet")
     listing.to_csv(out / "runs.csv", index=False)
+    settings = settings_table(runs)
+    settings.to_csv(out / "settings.csv", index=False)
     table = summary_table(runs, group_keys, args.metric, args.target)
     table.to_csv(out / "summary.csv", index=False)
-    markdown = to_markdown(table.drop(columns=group_keys))
+    markdown = to_markdown(table.drop(columns=dims))
     (out / "summary.md").write_text(markdown + "\n")
     print("\n" + markdown)
 
-    finished = evals[evals["status"] == "finished"]
+    figures = draw_figures(args, out, evals, groups, dims, runs)
+    index = write_index(
+        out, f"compoptim report: {', '.join(map(str, args.paths))}",
+        subtitle=f"{len(listed)} runs in {len(groups)} groups; grouped by {', '.join(dims) or 'nothing (one group)'}",
+        notes=notes(listed, runs, groups, group_keys, args.metric), settings=page_rows(settings),
+        varying=[(d, ", ".join(dict.fromkeys(number(g.values[d]) for g in groups))) for d in dims],
+        summary=table.drop(columns=dims), explain=EXPLAIN, figures=figures, runs=listing)
+    for path in [out / "evaluations.csv", out / "summary.md", out / "settings.csv", *figures, index]:
+        print(f"wrote {path}")
+
+
+def draw_figures(args: argparse.Namespace, out: Path, evals, groups: list[Group], dims: list[str],
+                 runs: list[Run]) -> list[Path]:
+    """The curves of the runs that count (finished, no duplicates), then compression, topologies, partitions."""
+    formats = list(dict.fromkeys(["png", *args.format]))
+    encoding = encode(groups, dims)
+    counted = evals[(evals["status"] == "finished") & evals[DUPLICATE_OF].isna()]
     figures = []
     for name in args.x:
-        column, _, logx = X_AXES[name]
-        figures += curve(finished, column, args.metric, out / f"{args.metric}_vs_{name}", args.format, logx=logx)
-    figures += curve(finished, "epoch", "consensus_distance", out / "consensus_distance_vs_epoch", args.format,
-                     logy=True)
-    figures += final_vs_compression(runs, group_keys, args.metric, out / f"final_{args.metric}_vs_compression",
-                                    args.format)
+        column, _, logx, _ = X_AXES[name]
+        figures += save(curve_figure(counted, column, args.metric, encoding, logx=logx),
+                        out / f"{args.metric}_vs_{name}", formats)
+    figures += save(curve_figure(counted, "epoch", "consensus_distance", encoding, logy=True),
+                    out / "consensus_distance_vs_epoch", formats)
+    compression = compression_figure(groups, args.metric, encoding)
+    if compression is not None:
+        figures += save(compression, out / f"final_{args.metric}_vs_compression", formats)
     for stem, spec in load_topologies([r.path for r in runs]).items():
         figures.append(draw_topology(spec, out / f"{stem}.png"))
-    for stem, spec in load_partitions([r.path for r in runs]).items():
-        figures += label_histogram(spec, out / stem, ["png"])
-    notes = [f"{len(runs)} runs, grouped by: {', '.join(group_keys) or 'nothing (one group)'}; seeds averaged",
-             *[f"{r.path}: {r.status}{f' ({r.error})' if r.error else ''}" for r in runs if r.status != "finished"]]
-    index = write_index(out, f"compoptim report: {', '.join(map(str, args.paths))}", table, listing, figures, notes)
-    for path in [out / "evaluations.csv", out / "summary.md", *figures, index]:
-        print(f"wrote {path}")
+    label_of = {r.path: g.label for g in groups for r in g.members}
+    for stem, (spec, users) in load_partitions([r.path for r in runs]).items():
+        figures += save(label_histogram_figure(spec, _users_title(users, label_of, runs)), out / stem, ["png"])
+    return figures
+
+
+def _users_title(users: Sequence[Path], label_of: dict[Path, str], runs: list[Run]) -> str:
+    """Which runs trained on a partition: their groups (or all groups) and seeds."""
+    labels = list(dict.fromkeys(label_of[p] for p in users))
+    seeds = sorted({str(r.config.get("seed")) for r in runs if r.path in set(users)})
+    groups = "all groups" if set(labels) == set(label_of.values()) and len(labels) > 1 else "; ".join(labels)
+    return f"{groups}; seed{'s' if len(seeds) > 1 else ''} {','.join(seeds)}"
 
 
 def _maybe_parquet(frame, path: Path) -> None:

@@ -8,12 +8,15 @@ import time
 import traceback
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from mpi4py import MPI
 
 from compoptim.cores import default_threads
 from compoptim.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported only when a run starts
+    import torch
 
 # mpiexec forwards output asynchronously, and MPI_Abort tears the forwarding down: a moment
 # of grace keeps the last lines a failing rank wrote.
@@ -48,6 +51,8 @@ def node_local(comm: MPI.Comm) -> MPI.Comm:
 def set_threads(threads: int | None, ranks_on_machine: int) -> None:
     """torch's intra-op threads for this process: ``trainer.threads``, or this rank's share of
     the machine's cores (``ranks_on_machine`` MPI ranks, or simulated nodes of one process)."""
+    import torch
+
     if threads is not None and threads < 1:
         raise UserError(f"trainer.threads must be >= 1 or null (automatic); got {threads}")
     torch.set_num_threads(threads or default_threads(ranks_on_machine))
@@ -55,6 +60,8 @@ def set_threads(threads: int | None, ranks_on_machine: int) -> None:
 
 def resolve_device(name: str, local_rank: int) -> torch.device:
     """cpu | cuda | auto; cuda maps ranks to the machine's GPUs round-robin by local rank."""
+    import torch
+
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
@@ -87,9 +94,12 @@ def choose_run_stamp(comm: MPI.Comm, root: str) -> str:
     return comm.bcast(stamp, root=0)
 
 
-def release_stamp(root: str, stamp: str, used: Path | None = None) -> None:
+def release_stamp(root: str, stamp: str | None, used: Path | None = None) -> None:
     """Remove the reserved stamp directory (and parents it leaves empty, up to ``root``)
-    unless the run writes into it; a refused command line or hydra.run.dir=... leaves no trace."""
+    unless the run writes into it; a refused command line or hydra.run.dir=... leaves no trace.
+    ``stamp`` None: nothing was reserved (the current directory is not writable)."""
+    if stamp is None:
+        return
     reserved = Path(root, stamp)
     if used is not None and reserved.resolve() == used.resolve():
         return

@@ -13,6 +13,12 @@ from compoptim.config.plugins import register_plugins
 from compoptim.config.schema import CONFIG_MODULE, register_schemas
 
 
+def normalize_overrides(overrides: Sequence[str]) -> list[str]:
+    """``+experiment=NAME`` as ``experiment=NAME``: the primary config has an ``experiment:
+    null`` default (so the plain form works), which Hydra's append form would clash with."""
+    return [o[1:] if o.startswith("+experiment=") else o for o in overrides]
+
+
 @contextmanager
 def composer() -> Iterator[Callable[..., DictConfig]]:
     """``compose(overrides, hydra=False)`` -> the config, for as many compositions as needed
@@ -20,7 +26,7 @@ def composer() -> Iterator[Callable[..., DictConfig]]:
     register_schemas()
     register_plugins()
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        yield lambda overrides=(), hydra=False: compose("config", overrides=list(overrides),
+        yield lambda overrides=(), hydra=False: compose("config", overrides=normalize_overrides(overrides),
                                                          return_hydra_config=hydra)
 
 

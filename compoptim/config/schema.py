@@ -18,7 +18,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from compoptim.config.generate import schema_classes
+from compoptim.config import snapshot
+from compoptim.config.generate import schema_class
 from compoptim.registry import Registry
 
 CONFIG_MODULE = "compoptim.conf"
@@ -46,6 +47,7 @@ class TrainerConfig:
     lr_decay: float = 0.1
     checkpoint_every: int = 0  # epochs between checkpoints (0: only when a stop signal arrives)
     on_nonfinite: str = "stop"  # stop: end the run as diverged | skip: drop that step's gradient
+    save_model: bool = True  # write the final averaged model's state dict to model.pt
 
 
 @dataclass
@@ -89,20 +91,22 @@ def yaml_options(group: str) -> list[str]:
 
 def group_options(group: str) -> list[str]:
     """Every option of a config group: each registered name, and each yaml file."""
-    return sorted(set(registries().get(group, ())) | set(yaml_options(group)))
+    return sorted(set(snapshot.load().get(group, ())) | set(yaml_options(group)))
 
 
 def register_schemas() -> None:
     """Store ``schema/<group>/<name>`` for every registered entry (what yaml options extend),
-    and ``<group>/<name>`` itself where no yaml file of that name exists."""
+    and ``<group>/<name>`` itself where no yaml file of that name exists. The fields come from
+    the snapshot of the registries (``snapshot.py``): no factory module is imported here."""
     # ${mul:a,b}: experiment presets scale epochs with the local steps (lodadac: 250 * K).
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    for group, registry in registries().items():
+    for group, options in snapshot.load().items():
         with_yaml = set(yaml_options(group))
-        for name, node in schema_classes(registry, registry.extra).items():
+        for name, fields in options.items():
+            node = schema_class(group, name, [tuple(f) for f in fields])
             cs.store(group=f"schema/{group}", name=name, node=node)
             if name not in with_yaml:
                 cs.store(group=group, name=name, node=node)

@@ -1,16 +1,8 @@
 """Read run directories back into tables and figures (the report reads only what runs write)."""
 
-from compoptim.report.runs import (
-    SUMMARY_COLUMNS,
-    Run,
-    find_runs,
-    load_run,
-    load_runs,
-    load_summaries,
-    load_topologies,
-    varying_keys,
-)
+from compoptim.report.grouping import FACTS, Group, dimensions, group_runs
+from compoptim.report.runs import Run, find_runs, load_run, load_runs, load_topologies, varying_keys
 from compoptim.report.topology_figure import draw_topology
 
-__all__ = ["SUMMARY_COLUMNS", "Run", "draw_topology", "find_runs", "load_run", "load_runs", "load_summaries",
+__all__ = ["FACTS", "Group", "Run", "dimensions", "draw_topology", "find_runs", "group_runs", "load_run", "load_runs",
            "load_topologies", "varying_keys"]

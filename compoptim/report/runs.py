@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import pandas as pd
 import yaml
 
 # Config keys that describe the machine or the outputs, never a grouping dimension.
-_NOT_DIMENSIONS = ("hydra.", "trainer.device", "trainer.threads", "backend.")
+# (The backend a run used is the summary's fact, see grouping.py.)
+NOT_DIMENSIONS = ("hydra.", "trainer.device", "trainer.threads", "backend.")
 
 
 @dataclass
@@ -29,12 +31,17 @@ class Run:
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
-    """Every directory holding a summary.json at or below each path, in path order."""
+    """Every directory holding a summary.json at or below each path, in path order (numbers
+    compared as numbers, so a sweep's job 10 comes after job 9)."""
     runs: list[Path] = []
     for path in paths:
-        found = sorted(p.parent for p in Path(path).rglob("summary.json"))
+        found = sorted((p.parent for p in Path(path).rglob("summary.json")), key=_natural)
         runs.extend(r for r in found if r not in runs)
     return runs
+
+
+def _natural(path: Path) -> list:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(path))]
 
 
 def load_run(path: Path) -> Run:
@@ -76,16 +83,17 @@ def varying_keys(runs: list[Run]) -> list[str]:
     The seed is excluded (it is averaged over), and so is a setting that only differs
     because its group's option differs (optimizer.betas when optimizer.name is sgd for some
     runs and adam for others): a key under a group whose ``name`` varies is kept only if it
-    also varies among runs of the same option.
+    also varies among runs of the same option. Groups nest (dataset.partition.alpha belongs
+    to dataset.partition); the innermost group whose name varies decides.
     """
     keys = sorted({k for r in runs for k in r.config})
-    candidates = [k for k in keys if k != "seed" and not k.startswith(_NOT_DIMENSIONS)
+    candidates = [k for k in keys if k != "seed" and not k.startswith(NOT_DIMENSIONS)
                   and len({repr(r.config.get(k)) for r in runs}) > 1]
-    varying_names = {k[: -len(".name")] for k in candidates if k.endswith(".name")}
+    groups = option_groups(candidates)
     dimensions = []
     for key in candidates:
-        group = key.split(".")[0]
-        if group in varying_names and key != f"{group}.name":
+        group = owner(key, groups)
+        if group is not None:
             options: dict[Any, set[str]] = {}
             for r in runs:
                 options.setdefault(r.config.get(f"{group}.name"), set()).add(repr(r.config.get(key)))
@@ -95,20 +103,15 @@ def varying_keys(runs: list[Run]) -> list[str]:
     return dimensions
 
 
-def load_summaries(runs: list[Path]) -> pd.DataFrame:
-    """One row per run with its status and final figures (the short listing)."""
-    rows = []
-    for run in map(load_run, runs):
-        s = run.summary
-        rows.append({"run": str(run.path), "status": run.status, "n_nodes": s.get("n_nodes"),
-                     "test_acc": s.get("test_acc"), "test_loss": s.get("test_loss"),
-                     "consensus_distance": s.get("consensus_distance"),
-                     "bytes_sent_per_node": s.get("bytes_sent_per_node"), "wall_time_s": s.get("wall_time_s")})
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+def option_groups(keys: list[str]) -> list[str]:
+    """The config groups whose option (``<group>.name``) is among ``keys``."""
+    return [k[: -len(".name")] for k in keys if k.endswith(".name")]
 
 
-SUMMARY_COLUMNS = ["run", "status", "n_nodes", "test_acc", "test_loss", "consensus_distance",
-                   "bytes_sent_per_node", "wall_time_s"]
+def owner(key: str, groups: list[str]) -> str | None:
+    """The innermost of ``groups`` that ``key`` is a setting of (a group's own ``.name`` is not)."""
+    owners = [g for g in groups if key.startswith(f"{g}.") and key != f"{g}.name"]
+    return max(owners, key=len, default=None)
 
 
 def load_topologies(runs: list[Path]) -> dict[str, dict]:
@@ -116,10 +119,16 @@ def load_topologies(runs: list[Path]) -> dict[str, dict]:
     return _distinct(runs, "topology.json", lambda spec: f"topology-{spec['name']}-n{spec['n']}")
 
 
-def load_partitions(runs: list[Path]) -> dict[str, dict]:
-    """The distinct per-node label histograms (partition.json), keyed like ``partition-label-n5``."""
-    return _distinct(runs, "partition.json",
-                     lambda spec: f"partition-{spec['partition']}-n{len(spec['label_histogram'])}")
+def load_partitions(runs: list[Path]) -> dict[str, tuple[dict, list[Path]]]:
+    """The distinct per-node label histograms (partition.json), keyed like ``partition-label-n5``,
+    each with the runs that trained on it."""
+    specs = _distinct(runs, "partition.json",
+                      lambda spec: f"partition-{spec['partition']}-n{len(spec['label_histogram'])}")
+    users: dict[str, list[Path]] = {stem: [] for stem in specs}
+    for run in runs:
+        spec = _read_json(Path(run) / "partition.json")
+        users.update({stem: [*users[stem], Path(run)] for stem, known in specs.items() if known == spec})
+    return {stem: (spec, users[stem]) for stem, spec in specs.items()}
 
 
 def _distinct(runs: list[Path], name: str, stem_of) -> dict[str, dict]:
@@ -127,14 +136,18 @@ def _distinct(runs: list[Path], name: str, stem_of) -> dict[str, dict]:
     (``stem``, ``stem-2``, ...); unreadable files are skipped."""
     found: dict[str, dict] = {}
     for run in runs:
-        try:
-            spec = json.loads((Path(run) / name).read_text())
-        except (OSError, ValueError):
-            continue
-        if spec in found.values():
+        spec = _read_json(Path(run) / name)
+        if spec is None or spec in found.values():
             continue
         stem, k = stem_of(spec), 1
         while f"{stem}{'' if k == 1 else f'-{k}'}" in found:
             k += 1
         found[f"{stem}{'' if k == 1 else f'-{k}'}"] = spec
     return found
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

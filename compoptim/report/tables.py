@@ -1,4 +1,4 @@
-"""Tidy tables from runs: every evaluation, and one summary row per group of seeds."""
+"""Tidy tables from runs: every evaluation, and one summary row per group (one run per seed)."""
 
 from __future__ import annotations
 
@@ -8,35 +8,33 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from compoptim.report.formatting import merge_std
+from compoptim.report.grouping import dimensions, group_runs
 from compoptim.report.runs import Run
 
 GROUP_LABEL = "group"
+DUPLICATE_OF = "duplicate_of"
 
 
 def evaluations(runs: Sequence[Run], group_keys: Sequence[str]) -> pd.DataFrame:
-    """One row per (run, evaluation): run, status, group label, the grouping keys, seed and
-    every metric column. Runs without readable metrics contribute no rows."""
+    """One row per (run, evaluation): run, status, group label, the group's dimensions, seed,
+    the run it duplicates (empty for a run that counts) and every metric column as metrics.csv
+    wrote it. Runs without readable metrics contribute no rows."""
+    dims = dimensions(runs, group_keys)
+    group_of = {run.path: group for group in group_runs(runs, group_keys) for run in group.members}
     frames = []
     for run in runs:
         if run.metrics is None or run.metrics.empty:
             continue
-        frame = run.metrics.copy()
-        frame.insert(0, "run", str(run.path))
-        frame.insert(1, "status", run.status)
-        frame.insert(2, GROUP_LABEL, group_label(run, group_keys))
-        for i, key in enumerate(group_keys):
-            frame.insert(3 + i, key, run.config.get(key))
-        frame.insert(3 + len(group_keys), "seed", run.config.get("seed"))
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def group_label(run: Run, group_keys: Sequence[str]) -> str:
-    """'optimizer=adam, compressor=topk, optimizer.lr=0.01': a group's option by its group name."""
-    if not group_keys:
-        return "all runs"
-    return ", ".join(f"{key[: -len('.name')] if key.endswith('.name') else key}={run.config.get(key)}"
-                     for key in group_keys)
+        group = group_of[run.path]
+        duplicate_of = group.duplicate_of.get(run.path)
+        ids = {"run": str(run.path), "status": run.status, GROUP_LABEL: group.label, **group.values,
+               "seed": run.config.get("seed"), DUPLICATE_OF: None if duplicate_of is None else str(duplicate_of)}
+        frames.append(pd.concat([pd.DataFrame({k: [v] * len(run.metrics) for k, v in ids.items()}),
+                                 run.metrics.reset_index(drop=True)], axis=1))
+    if not frames:
+        return pd.DataFrame(columns=["run", "status", GROUP_LABEL, *dims, "seed", DUPLICATE_OF])
+    return pd.concat(frames, ignore_index=True)
 
 
 def crossing(metrics: pd.DataFrame, metric: str, target: float, x: str) -> float:
@@ -49,26 +47,24 @@ def crossing(metrics: pd.DataFrame, metric: str, target: float, x: str) -> float
 
 def summary_table(runs: Sequence[Run], group_keys: Sequence[str], metric: str = "test_acc",
                   target: float | None = None) -> pd.DataFrame:
-    """Per group (seeds pooled): runs, finished runs, final and best ``metric`` (mean and std
-    over seeds), final test loss, bytes per node, wall time, and with ``target`` the bytes and
-    wall time at which ``metric`` first reached it (mean over the seeds that did; how many did)."""
+    """Per group: its dimensions, runs (all of them), finished (distinct seeds with a finished
+    run: the n of every mean), seeds, final and best ``metric`` (mean and std over those seeds),
+    final test loss, MB sent per node, wall time, with ``target`` the MB and wall time at which
+    ``metric`` first reached it (mean over the seeds that did; how many did), and duplicates
+    (runs that repeat a counted run's settings and seed, left out of the numbers)."""
     rows = []
-    groups: dict[str, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(group_label(run, group_keys), []).append(run)
-    for label, members in groups.items():
-        done = [r for r in members if r.status == "finished" and r.metrics is not None and metric in r.metrics]
+    for group in group_runs(runs, group_keys):
+        done = [r for r in group.finished if r.metrics is not None and metric in r.metrics]
         final = [float(r.metrics[metric].iloc[-1]) for r in done]
         best = [float(r.metrics[metric].max()) for r in done]
-        row = {GROUP_LABEL: label, **{k: members[0].config.get(k) for k in group_keys},
-               "runs": len(members), "finished": len(done),
-               "seeds": ",".join(str(r.config.get("seed")) for r in members),
+        row = {GROUP_LABEL: group.label, **group.values,
+               "runs": len(group.members), "finished": len(done), "seeds": ",".join(map(str, group.seeds)),
                f"final {metric}": _mean(final), f"final {metric} std": _std(final),
                f"best {metric}": _mean(best), f"best {metric} std": _std(best),
                "final test_loss": _mean([float(r.metrics["test_loss"].iloc[-1]) for r in done
                                          if "test_loss" in r.metrics]),
-               "MB per node": _mean([r.summary.get("bytes_sent_per_node", math.nan) / 1e6 for r in done]),
-               "wall time s": _mean([r.summary.get("wall_time_s", math.nan) for r in done])}
+               "MB per node": _mean([_summary_float(r, "bytes_sent_per_node") / 1e6 for r in done]),
+               "wall time s": _mean([_summary_float(r, "wall_time_s") for r in done])}
         if target is not None:
             mb = [crossing(r.metrics, metric, target, "bytes_sent_per_node") / 1e6 for r in done]
             secs = [crossing(r.metrics, metric, target, "wall_time_s") for r in done]
@@ -76,34 +72,22 @@ def summary_table(runs: Sequence[Run], group_keys: Sequence[str], metric: str = 
             row.update({f"MB to {metric}>={target:g}": _mean(reached),
                         f"s to {metric}>={target:g}": _mean([v for v in secs if not math.isnan(v)]),
                         "reached": f"{len(reached)}/{len(done)}"})
+        row["duplicates"] = len(group.duplicate_of)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     """A GitHub Markdown table (mean ± std merged into one cell where both exist)."""
-    table = table.copy()
-    for column in [c for c in table.columns if c.endswith(" std")]:
-        base = column[: -len(" std")]
-        table[base] = [_pm(m, s, digits) for m, s in zip(table[base], table[column])]
-        table = table.drop(columns=column)
-    header = "| " + " | ".join(map(str, table.columns)) + " |"
-    lines = [header, "|" + "---|" * len(table.columns)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
+    text = merge_std(table, digits)
+    lines = ["| " + " | ".join(map(str, text.columns)) + " |", "|" + "---|" * len(text.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in text.itertuples(index=False)]
     return "\n".join(lines)
 
 
-def _pm(mean: float, std: float, digits: int) -> str:
-    if isinstance(mean, float) and math.isnan(mean):
-        return "—"
-    return f"{mean:.{digits}g} ± {std:.{digits}g}" if not math.isnan(std) else f"{mean:.{digits}g}"
-
-
-def _cell(value, digits: int) -> str:
-    if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.{digits}g}"
-    return str(value)
+def _summary_float(run: Run, key: str) -> float:
+    value = run.summary.get(key)
+    return math.nan if value is None else float(value)
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -38,7 +38,7 @@ def draw_topology(spec: dict[str, Any], path: Path) -> Path:
     graph.add_nodes_from(range(spec["n"]))
     pos = node_positions(spec)
     rounds = spec["rounds"]
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
     colours = plt.get_cmap("tab10")
     for r, round_ in enumerate(rounds):
         colour = colours(r % 10) if len(rounds) > 1 else "0.35"

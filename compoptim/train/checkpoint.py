@@ -21,24 +21,52 @@ from compoptim.errors import UserError
 from compoptim.registry import to_plain
 from compoptim.train.writer import atomic_write_text
 
-# Keys that may differ between the original run and its resumption.
-# Keys that change speed or bookkeeping, never the arithmetic (overlap gives identical results).
+# Keys that change speed or bookkeeping, never the arithmetic (overlap gives identical
+# results): a resumed run may set them differently.
 _RESUMABLE_DIFFERENCES = ("resume", "trainer.threads", "trainer.device", "trainer.checkpoint_every",
-                          "optimizer.overlap")
+                          "trainer.save_model", "optimizer.overlap")
+# Schedules whose learning rate at a step does not depend on the total number of epochs:
+# with them a resumed run may train for more epochs than first planned.
+_EXTENSIBLE_SCHEDULES = ("constant", "step")
+
+
+def comparable_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved config as flat ``key: value`` pairs, without Hydra's settings and the keys
+    a resumed run may change: what must match between a run and its resumption."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif f"{prefix}{key}" not in _RESUMABLE_DIFFERENCES:
+                flat[f"{prefix}{key}"] = value
+
+    tree = to_plain(cfg)
+    tree.pop("hydra", None)
+    walk(tree, "")
+    return flat
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
-    """A hash of the resolved config without Hydra's settings and the keys a resumed run may change."""
-    tree = to_plain(cfg)
-    tree.pop("hydra", None)
-    for key in _RESUMABLE_DIFFERENCES:
-        node, *path = key.split(".")
-        parent = tree
-        for part in [node, *path][:-1]:
-            parent = parent.get(part, {}) if isinstance(parent, dict) else {}
-        if isinstance(parent, dict):
-            parent.pop(key.split(".")[-1], None)
-    return hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A hash of ``comparable_config``: ranks (and a run and its resumption) must agree on it."""
+    return hashlib.sha256(json.dumps(comparable_config(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def config_differences(manifest: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
+    """``key: saved -> now`` for each setting that differs from the checkpoint's run and would
+    change the result so far. More epochs are allowed when the schedule does not depend on them."""
+    saved, now = manifest["config"], comparable_config(cfg)
+    differences = []
+    for key in sorted(set(saved) | set(now)):
+        old, new = saved.get(key, "<unset>"), now.get(key, "<unset>")
+        if old == new:
+            continue
+        if key == "trainer.epochs" and isinstance(new, int) and new > manifest["epoch"] and \
+                now.get("trainer.lr_schedule") in _EXTENSIBLE_SCHEDULES:
+            continue
+        differences.append(f"{key}: {old} -> {new}")
+    return differences
 
 
 def checkpoint_dir(run_dir: Path, epoch: int) -> Path:
@@ -54,10 +82,13 @@ def save_rank_state(run_dir: Path, epoch: int, rank: int, state: dict[str, Any])
     os.replace(tmp, target)
 
 
-def write_manifest(run_dir: Path, epoch: int, step: int, world_size: int, cfg_hash: str) -> None:
+def write_manifest(run_dir: Path, epoch: int, step: int, world_size: int, cfg: Mapping[str, Any]) -> None:
+    """Written last, by rank 0, once every rank saved: it makes the checkpoint complete. It
+    holds the run's comparable config, so a resumption can name what differs."""
     atomic_write_text(checkpoint_dir(run_dir, epoch) / "manifest.json", json.dumps(
-        {"epoch": epoch, "step": step, "world_size": world_size, "config_hash": cfg_hash,
-         "files": [f"rank_{r}.pt" for r in range(world_size)]}, indent=2))
+        {"epoch": epoch, "step": step, "world_size": world_size, "config_hash": config_hash(cfg),
+         "config": comparable_config(cfg), "files": [f"rank_{r}.pt" for r in range(world_size)]},
+        indent=2, default=str))
 
 
 def newest_checkpoint(run_dir: Path) -> dict[str, Any] | None:
@@ -72,21 +103,29 @@ def newest_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def check_manifest(manifest: dict[str, Any], world_size: int, cfg_hash: str) -> None:
-    """Refuse a checkpoint from another world size or another configuration."""
+def check_manifest(manifest: dict[str, Any], world_size: int, cfg: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint from another world size, or a configuration that would change
+    the result so far (naming each differing key with its two values)."""
     where = manifest["folder"]
     if manifest["world_size"] != world_size:
         raise UserError(f"the checkpoint in {where} is from {manifest['world_size']} nodes; this run has "
                         f"{world_size}: resume with the same number of ranks")
-    if manifest["config_hash"] != cfg_hash:
-        raise UserError(f"the checkpoint in {where} is from a different configuration; resume with the run's "
-                        f"own settings (its config.resolved.yaml), or start a new run without resume=true")
+    if "config" not in manifest:  # written before manifests held the config
+        if manifest["config_hash"] != config_hash(cfg):
+            raise UserError(f"the checkpoint in {where} is from a different configuration; resume with the run's "
+                            f"own settings (its config.resolved.yaml), or start a new run without resume=true")
+        return
+    differences = config_differences(manifest, cfg)
+    if differences:
+        raise UserError(f"the checkpoint in {where} is from a different configuration ({'; '.join(differences)}): "
+                        f"leave those settings out to continue the run as it was (resume=true "
+                        f"hydra.run.dir=DIR alone), or start a new run without resume=true")
 
 
-def load_rank_state(manifest: dict[str, Any], rank: int, world_size: int, cfg_hash: str,
+def load_rank_state(manifest: dict[str, Any], rank: int, world_size: int, cfg: Mapping[str, Any],
                     device: torch.device) -> dict[str, Any]:
     """This rank's state from a complete checkpoint, after checking it belongs to this run."""
-    check_manifest(manifest, world_size, cfg_hash)
+    check_manifest(manifest, world_size, cfg)
     where = manifest["folder"]
     try:
         return torch.load(Path(where) / f"rank_{rank}.pt", map_location=device, weights_only=True)

@@ -28,6 +28,7 @@ from compoptim.optim import FlatParameters, build_optimizer
 from compoptim.optim.base import DecentralizedOptimizer
 from compoptim.registry import to_plain
 from compoptim.train.evaluate import Evaluator
+from compoptim.train.record import dataset_hash
 from compoptim.train.schedules import LRSchedule
 
 # Model init draws from torch's global RNG; nodes of the in-process backend build their
@@ -51,6 +52,7 @@ class Node:
     samples_per_epoch: int
     label_histogram: list[list[int]]
     lossless: bool  # the compressor sends exact vectors (its compression error is 0)
+    dataset_hash: str | None  # node 0 only (it writes the records): digest of the data trained and tested on
     bits_per_element: float  # wire bits per model entry of one message (32: uncompressed fp32)
 
 
@@ -106,7 +108,8 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
     return Node(comm=comm, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
                 label_histogram=label_histogram(strata, shards, int(strata.max()) + 1),
-                lossless=probe.lossless, bits_per_element=probe.bits_per_element(flat.numel))
+                lossless=probe.lossless, bits_per_element=probe.bits_per_element(flat.numel),
+                dataset_hash=dataset_hash(data) if comm.rank == 0 else None)
 
 
 def _poll(comm: Communicator) -> Callable[[torch.Tensor], None]:

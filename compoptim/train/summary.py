@@ -43,7 +43,6 @@ def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_para
 def environment(comm: Communicator, device: torch.device) -> dict[str, Any]:
     return {
         "n_nodes": comm.size,
-        "backend": type(comm).__name__,
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "versions": {

@@ -21,7 +21,6 @@ from compoptim.errors import UserError
 from compoptim.registry import to_plain
 from compoptim.train.checkpoint import (
     check_manifest,
-    config_hash,
     load_rank_state,
     newest_checkpoint,
     save_rank_state,
@@ -30,9 +29,11 @@ from compoptim.train.checkpoint import (
 from compoptim.train.loggers import NullLogger, build_logger
 from compoptim.train.loss import task_loss
 from compoptim.train.node import build_node
+from compoptim.train.progress import EpochProgress, on_terminal
+from compoptim.train.record import code_version, host_names, launch_record, timestamp
 from compoptim.train.signals import STOP_SIGNALS, Diverged, Preempted
 from compoptim.train.summary import environment, final_summary
-from compoptim.train.writer import RunWriter
+from compoptim.train.writer import RunWriter, save_model
 
 
 class Trainer:
@@ -43,11 +44,13 @@ class Trainer:
     """
 
     def __init__(self, cfg: Mapping[str, Any], comm: Communicator, run_dir: Path, device: torch.device,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, launch: Mapping[str, Any] | None = None) -> None:
+        """``launch``: how the run was started (``command``, ``overrides``), for summary.json."""
         self.cfg = cfg = to_plain(cfg)  # the boundary: plain values from here down
         self.comm, self.device = comm, device
         self.is_writer = comm.rank == 0
         self.log = log if self.is_writer else (lambda _msg: None)
+        self.show_progress = self.is_writer and on_terminal()
         _check_settings(cfg)
         self.node = node = build_node(cfg, comm, device)
         self.model, self.flat, self.optimizer, self.loader = node.model, node.flat, node.optimizer, node.loader
@@ -55,6 +58,7 @@ class Trainer:
         self.writer = RunWriter(run_dir) if self.is_writer else None
         self.logger = build_logger(cfg["logger"], run_dir) if self.is_writer else NullLogger()
         self.run_dir = Path(run_dir)
+        self.launch = dict(launch or launch_record(None, None))
         self.skipped_steps = 0
         # Checked at build, so a resume that cannot work fails before any training traffic.
         self.resume_from = self._find_checkpoint() if cfg.get("resume", False) else None
@@ -64,6 +68,9 @@ class Trainer:
         start = time.perf_counter()
         train_time = 0.0
         topo = self.comm.topology.describe()
+        record = {**self.launch, "started_at": timestamp(), "hosts": host_names(self.comm), "code": code_version(),
+                  "backend": cfg["backend"]["name"], "dataset_hash": self.node.dataset_hash}
+        self.log(f"run directory: {self.run_dir}")
         self.log(f"compoptim: {self.comm.size} nodes, topology={topo['name']} (spectral gap "
                  f"{topo['spectral_gap']:.4f}, ||W-J|| {topo['distance_to_average']:.4f}), "
                  f"model={cfg['model']['name']} ({self.flat.numel:,} params), dataset={cfg['dataset']['name']}, "
@@ -74,20 +81,23 @@ class Trainer:
             self.writer.write_json("topology.json", self.comm.topology.to_json())
             self.writer.write_json("partition.json", {"partition": cfg["dataset"]["partition"]["name"],
                                                       "label_histogram": self.node.label_histogram})
-            self.writer.write_summary({"status": "running", **environment(self.comm, self.device)})
+            self.writer.write_summary({"status": "running", **environment(self.comm, self.device), **record})
 
-        rows, first_epoch, train_time = self._start_or_resume(start)
+        rows, first_epoch, train_time, wall_time = self._start_or_resume(start)
+        start -= wall_time  # a resumed run's clock continues where its checkpoint stopped
         for epoch in range(first_epoch, t["epochs"] + 1):
             epoch_start = time.perf_counter()
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             seen = 0
-            for xb, yb in self.loader.epoch():
+            progress = EpochProgress(self.loader.epoch(), len(self.loader), epoch, t["epochs"], self.show_progress)
+            for xb, yb in progress:
                 loss = self.train_step(xb, yb)
                 if loss is not None:
                     loss_sum += loss.to(torch.float64) * len(yb)
                     seen += len(yb)
                 if epoch == 1 and self.optimizer.t == 1:
                     self.flat.check_attached()  # once: autograd still writes into the flat buffers
+                progress.step(lambda total=loss_sum, count=seen: (total / max(count, 1)).item())
             train_time += time.perf_counter() - epoch_start
 
             # One reduction per epoch carries the loss and whether any node was asked to stop.
@@ -102,29 +112,33 @@ class Trainer:
                 self.log(f"epoch {epoch:>3}/{t['epochs']} | train loss {train_loss:.4f}")
             stopping = totals[2].item() > 0
             if stopping or (t["checkpoint_every"] and epoch % t["checkpoint_every"] == 0):
-                self._checkpoint(epoch, train_time, rows)
+                self._checkpoint(epoch, train_time, time.perf_counter() - start, rows)
             if stopping and epoch < t["epochs"]:
                 raise Preempted(f"stopped by a signal after epoch {epoch}; checkpoint saved: resume with "
                                 f"resume=true hydra.run.dir={self.run_dir}")
 
         summary = final_summary(rows, topology=topo, num_params=self.flat.numel)
-        summary.update(self._metric_traffic(), **environment(self.comm, self.device))
+        summary.update(self._metric_traffic(), **environment(self.comm, self.device), **record, ended_at=timestamp())
         bits = self.node.bits_per_element
         summary["compression"] = {"name": cfg["compressor"]["name"], "bits_per_element": bits, "ratio": 32.0 / bits}
         self.logger.close()
         if self.writer:
+            if t["save_model"]:
+                # x̄ of the last evaluation (always the final epoch), with the nodes' averaged buffers
+                save_model(self.evaluator.averaged_model, self.run_dir / "model.pt")
             self.writer.write_summary(summary)
         self.log(f"done: test acc {summary['test_acc']:.4f} (averaged model), "
                  f"{summary['bytes_sent_per_node'] / 1e6:.2f} MB sent per node, {summary['wall_time_s']:.1f} s")
+        self.log(f"run directory: {self.run_dir}")
         return summary
 
-    def _start_or_resume(self, start: float) -> tuple[list[dict[str, Any]], int, float]:
-        """(metric rows so far, first epoch to train, training time so far): a fresh start
-        evaluates the initial model; ``resume=true`` restores the newest complete checkpoint."""
+    def _start_or_resume(self, start: float) -> tuple[list[dict[str, Any]], int, float, float]:
+        """(metric rows so far, first epoch to train, training and wall time so far): a fresh
+        start evaluates the initial model; ``resume=true`` restores the newest complete checkpoint."""
         manifest = self.resume_from
         if manifest is None:
-            return [self._evaluate(epoch=0, train_loss=float("nan"), start=start, train_time=0.0)], 1, 0.0
-        state = load_rank_state(manifest, self.comm.rank, self.comm.size, config_hash(self.cfg), self.device)
+            return [self._evaluate(epoch=0, train_loss=float("nan"), start=start, train_time=0.0)], 1, 0.0, 0.0
+        state = load_rank_state(manifest, self.comm.rank, self.comm.size, self.cfg, self.device)
         self.flat.params.copy_(state["params"])
         for buffer, saved in zip(self.model.buffers(), state["buffers"]):
             buffer.copy_(saved)
@@ -137,17 +151,17 @@ class Trainer:
             self.writer.restore(rows, state["node_rows"])
         epoch = int(manifest["epoch"])
         self.log(f"resumed from {manifest['folder']} (epoch {epoch}, step {manifest['step']})")
-        return rows, epoch + 1, float(state["train_time"])
+        return rows, epoch + 1, float(state["train_time"]), float(state["wall_time"])
 
     def _find_checkpoint(self) -> dict[str, Any]:
         manifest = newest_checkpoint(self.run_dir)
         if manifest is None:
             raise UserError(f"resume=true but {self.run_dir}/checkpoints holds no complete checkpoint; give the "
                             f"run's directory with hydra.run.dir=..., or start without resume")
-        check_manifest(manifest, self.comm.size, config_hash(self.cfg))
+        check_manifest(manifest, self.comm.size, self.cfg)
         return manifest
 
-    def _checkpoint(self, epoch: int, train_time: float, rows: list[dict[str, Any]]) -> None:
+    def _checkpoint(self, epoch: int, train_time: float, wall_time: float, rows: list[dict[str, Any]]) -> None:
         """Every rank saves its state; rank 0 writes the manifest once all have (one reduction)."""
         c = self.comm
         state = {
@@ -158,6 +172,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "counters": c.counters.state_dict(),
             "train_time": train_time,
+            "wall_time": wall_time,
             "rows": rows,
             "node_rows": self.writer.node_rows if self.writer else [],
         }
@@ -165,7 +180,7 @@ class Trainer:
         done = torch.ones(1, dtype=torch.float64)
         c.allreduce_(done, "sum")
         if self.writer and int(done.item()) == c.size:
-            write_manifest(self.run_dir, epoch, self.optimizer.t, c.size, config_hash(self.cfg))
+            write_manifest(self.run_dir, epoch, self.optimizer.t, c.size, self.cfg)
 
     def stop_requested(self) -> bool:
         return STOP_SIGNALS.received

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -69,6 +71,13 @@ class RunWriter:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.run_dir / "summary.json", _to_json(summary))
+
+
+def save_model(model: torch.nn.Module, path: Path) -> None:
+    """The model's state dict (tensors only: loadable with ``torch.load(weights_only=True)``), atomically."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)
 
 
 def mark_failed(run_dir: Path, error: BaseException, rank: int | None = None, status: str = "failed") -> None:

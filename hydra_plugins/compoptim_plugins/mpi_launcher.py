@@ -71,7 +71,8 @@ class MPILauncher(Launcher):
         pending = list(enumerate(job_overrides, start=initial_job_idx))
         running: list[tuple[int, Sequence[str], Path, subprocess.Popen, float, Any]] = []
         results: dict[int, JobReturn] = {}
-        log.info(f"Launching {len(pending)} jobs, {self.max_parallel} at a time, each on {self.nprocs} ranks")
+        log.info(f"Launching {len(pending)} jobs, {self.max_parallel} at a time, each on {self.nprocs} ranks, "
+                 f"into {sweep_dir}")
         while pending or running:
             while pending and len(running) < self.max_parallel:
                 idx, overrides = pending.pop(0)
@@ -114,6 +115,8 @@ class MPILauncher(Launcher):
         if code == 0 and summary.get("status") == "finished":
             ret.status = JobStatus.COMPLETED
             ret.return_value = summary.get("test_acc")
+            log.info(f"job #{idx} ({' '.join(overrides)}): finished, test acc {summary.get('test_acc'):.4f}, "
+                     f"{summary.get('wall_time_s', 0.0):.1f} s -> {job_dir}")
             return ret
         lines = (job_dir / "launcher.log").read_text(errors="replace").strip().splitlines()
         why = "timed out" if timed_out else (summary.get("error") or (lines[-1] if lines else f"exit code {code}"))

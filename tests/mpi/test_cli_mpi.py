@@ -89,7 +89,8 @@ def test_bad_option_is_one_clear_line(tmp_path):
     result = launch(2, ["optimizer=adamm"], tmp_path)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == [f"compoptim-run: error: unknown optimizer 'adamm'; available: {OPTIMIZER_NAMES}"]
+    assert lines == [f"compoptim-run: error: unknown optimizer 'adamm'; available: {OPTIMIZER_NAMES}; "
+                     f"did you mean 'adam'?"]
     assert not (tmp_path / "outputs").exists()
 
 
@@ -208,7 +209,7 @@ def test_local_backend_is_bit_identical_to_mpi(tmp_path):
     rows = _metrics_without_times(tmp_path / "mpi")
     assert len(rows) == 3 and float(rows[-1]["bytes_sent_per_node"]) > 0
     assert rows == _metrics_without_times(tmp_path / "local")
-    assert json.loads((tmp_path / "local" / "summary.json").read_text())["backend"] == "LocalCommunicator"
+    assert json.loads((tmp_path / "local" / "summary.json").read_text())["backend"] == "local"
 
 
 def test_local_backend_under_mpirun_is_refused(tmp_path):

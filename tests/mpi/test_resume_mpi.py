@@ -56,6 +56,39 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, 
     assert rows(tmp_path / "killed", "metrics_nodes.csv") == rows(tmp_path / "straight", "metrics_nodes.csv")
 
 
+def test_resume_without_retyping_continues_with_the_runs_own_settings(tmp_path):
+    """After a SIGKILL, ``resume=true hydra.run.dir=DIR`` alone restores the run's settings
+    (bit-identical to an uninterrupted run, wall time continuous); a setting that would change
+    the result so far is refused by name with both values; more epochs are allowed with a
+    constant schedule."""
+    settings = [*RUN, "model=mlp", "model.hidden=[16]", "optimizer.lr=0.05"]
+    straight = launch(2, [*settings, "hydra.run.dir=straight"], tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    job = start([*settings, "hydra.run.dir=killed"], tmp_path)
+    manifest = tmp_path / "killed" / "checkpoints" / "epoch_00004" / "manifest.json"
+    deadline = time.monotonic() + 120
+    while not manifest.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=30)
+    assert manifest.exists()
+    changed = launch(2, ["resume=true", "hydra.run.dir=killed", "optimizer.lr=0.5"], tmp_path)
+    assert changed.returncode == 2 and "optimizer.lr: 0.05 -> 0.5" in changed.stderr, changed.stderr
+    resumed = launch(2, ["resume=true", "hydra.run.dir=killed"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    assert rows(tmp_path / "killed") == rows(tmp_path / "straight")
+    with open(tmp_path / "killed" / "metrics.csv") as f:
+        wall = [float(r["wall_time_s"]) for r in csv.DictReader(f)]
+    assert wall == sorted(wall) and wall[-1] > 0
+    longer = launch(2, ["resume=true", "hydra.run.dir=killed", "trainer.epochs=12"], tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert len(rows(tmp_path / "killed")) == 13  # epochs 0..12
+    cosine = launch(2, ["resume=true", "hydra.run.dir=killed", "trainer.epochs=14", "trainer.lr_schedule=cosine"],
+                    tmp_path)
+    assert cosine.returncode == 2 and "trainer.lr_schedule: constant -> cosine" in cosine.stderr
+
+
 def test_resume_refuses_another_world_size_or_config(tmp_path):
     first = launch(2, [*RUN, "trainer.epochs=2", "hydra.run.dir=run"], tmp_path)
     assert first.returncode == 0, first.stderr

@@ -57,3 +57,21 @@ def test_a_failed_job_is_reported_and_the_others_finish(tmp_path):
     assert "optimizer.lr must be > 0; got -1" in result.stderr
     statuses = [json.loads((tmp_path / "sweep" / str(i) / "summary.json").read_text())["status"] for i in range(3)]
     assert statuses == ["finished", "failed", "finished"]
+
+
+def test_a_sweep_prints_its_directory_and_one_line_per_job(tmp_path):
+    """In-process sweep and mpi launcher alike: the sweep directory, then per finished job its
+    overrides, status, final metric and directory."""
+    small = ["seed=0,1", "trainer.epochs=1", "trainer.threads=1", "model=mlp", "model.hidden=[8]"]
+    local = launch(None, ["-m", *small, "backend=local", "backend.nodes=2", "hydra.sweep.dir=local"], tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert "sweep directory: local" in local.stdout
+    for job in (0, 1):
+        assert f"job {job} (seed={job} trainer.epochs=1 " in local.stdout
+        assert "backend.nodes=2): finished, test acc " in local.stdout
+    launched = launch(None, ["-m", *small, "hydra.sweep.dir=launched", "hydra/launcher=mpi", "hydra.launcher.nprocs=2"],
+                      tmp_path)
+    assert launched.returncode == 0, launched.stderr
+    output = launched.stdout + launched.stderr
+    assert "sweep directory: launched" in output and "job #1 (seed=1 trainer.epochs=1 " in output
+    assert "model.hidden=[8]): finished, test acc " in output
