@@ -57,6 +57,7 @@ def test_a_bad_override_is_the_cli_message_as_a_user_error(in_tmp, no_exit, over
     assert cli.stderr.strip().splitlines()[-1] == f"compoptim-run: error: {err.value}"
 
 
+@pytest.mark.slow
 def test_a_bad_value_fails_the_run_and_raises_where_the_cli_exits_2(tmp_path, no_exit):
     with pytest.raises(UserError, match=r"^backend.nodes must be >= 1") as err:
         compoptim.run([*TINY, "backend.nodes=0"], run_dir=tmp_path / "api")

@@ -90,6 +90,7 @@ def test_sweeps_check_every_value():
     assert message == f"unknown optimizer 'adamm'; available: {OPTIMIZER_NAMES}; did you mean 'adam'?"
 
 
+@pytest.mark.slow
 def test_good_command_lines_name_their_output_dir():
     compose_config()
     assert check_command_line(["optimizer=sgd", "model=mlp", "model.hidden=[8,8]"], multirun=False) == (

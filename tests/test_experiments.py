@@ -40,6 +40,7 @@ def test_damsco_presets_are_the_published_grids(preset):
         assert (c.model.layers, c.model.heads, c.model.width, c.dataset.context) == (6, 6, 384, 256)
 
 
+@pytest.mark.slow
 def test_lodadac_preset_scales_epochs_with_the_local_steps():
     for k in (1, 2, 5, 10, 20, 50):
         cfg = compose_config("+experiment=lodadac_cifar10", f"optimizer.period={k}", "optimizer=amsgrad")

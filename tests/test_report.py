@@ -150,6 +150,7 @@ def test_report_draws_each_distinct_topology(tmp_path, capsys, topology):
     assert pictures[0].read_bytes().startswith(b"\x89PNG") and pictures[0].stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_report_on_real_runs(tmp_path, capsys):
     """Two real (tiny) runs through the in-process backend, one compressed, then the report."""
     import torch

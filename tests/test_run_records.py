@@ -117,3 +117,17 @@ def test_help_into_a_closed_pipe_ends_without_a_traceback():
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+
+
+def test_the_trainer_shows_a_bar_on_a_terminal_and_plain_lines_otherwise(tmp_path, monkeypatch, capsys):
+    import compoptim.train.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "on_terminal", lambda: True)
+    cfg = compose_config(*SMALL)
+    run_local(ring(1), lambda comm: Trainer(cfg, comm, tmp_path / "tty", torch.device("cpu"), log=print).fit())
+    shown = capsys.readouterr().out
+    assert "epoch 1/1:" in shown and "step/s" in shown  # tqdm's bar: the epoch, steps and rate
+    monkeypatch.setattr(trainer_module, "on_terminal", lambda: False)
+    run_local(ring(1), lambda comm: Trainer(cfg, comm, tmp_path / "log", torch.device("cpu"), log=print).fit())
+    plain = capsys.readouterr().out
+    assert "step/s" not in plain and "epoch   1/1 | train loss" in plain

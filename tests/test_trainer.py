@@ -88,6 +88,7 @@ def test_training_learns_and_consensus_is_the_global_distance(tmp_path):
     assert 0 < summaries[0]["consensus_distance"] < 1.0
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_different_seed_different(tmp_path):
     def metrics(sub, seed):
         d = tmp_path / sub
@@ -112,6 +113,7 @@ def test_bad_values_fail_at_build_with_the_key(tmp_path, override, message):
         train(tmp_path, 2, override)
 
 
+@pytest.mark.slow
 def test_topk_and_sign_send_5x_and_25x_fewer_bytes_than_none(tmp_path):
     sent = {c: train(tmp_path / c, 4, "trainer.epochs=1", "optimizer=sgd", f"compressor={c}")[0]["bytes_sent_per_node"]
             for c in ("none", "topk", "sign")}
