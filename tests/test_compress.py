@@ -391,3 +391,30 @@ def test_natural_handles_zeros_tiny_and_huge_entries():
     powers = decoded[decoded != 0].abs().log2()
     assert torch.equal(powers, powers.round())  # every non-zero is a power of two
     assert decoded[3] in (-(2.0**101), -(2.0**102)) and torch.equal(decoded.sign()[4:], x.sign()[4:])
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 7, 8, 15, 16, 127, 128, 255, 256, 1000, 2**16, 2**24 - 1])
+def test_qsgd_levels_across_every_code_width_boundary(levels):
+    """Each level count, codes narrower and wider than a byte: the wire size is the formula's
+    (norms + ceil(d (1 + ceil(log2(s+1))) / 8) bytes), C is unbiased and E||C(x) - x||^2 <= omega ||x||^2."""
+    import math
+
+    d, draws = 2048, 64
+    x = torch.randn(d, generator=torch.Generator().manual_seed(3))
+    c = build_compressor({"name": "qsgd", "levels": levels, "bucket_size": 512}, CompressContext(seed=7))
+    bits = 1 + math.ceil(math.log2(levels + 1))
+    total, err2 = torch.zeros(d, dtype=torch.float64), 0.0
+    for _ in range(draws):
+        payload = c.encode(x)
+        assert payload.numel() == c.payload_nbytes(d) == 4 * (d // 512) + -(-d * bits // 8)
+        decoded = c.decode(payload, d)
+        total += decoded.double()
+        err2 += ((decoded - x).norm() ** 2 / x.norm() ** 2).item() / draws
+    assert err2 <= c.omega(d) * 1.2 + 1e-12  # the variance bound (with sampling slack)
+    bias = ((total / draws - x.double()).norm() / x.norm()).item()
+    assert bias <= 4 * math.sqrt(c.omega(d) / draws) + 1e-6  # unbiased: the mean of draws closes in on x
+
+
+def test_qsgd_refuses_levels_float32_cannot_hold():
+    with pytest.raises(UserError, match=r"compressor\.levels must be >= 1 and <= 16777215"):
+        build_compressor({"name": "qsgd", "levels": 2**24}, CompressContext())

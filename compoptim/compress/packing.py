@@ -46,7 +46,8 @@ def pack_bits(codes: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def unpack_bits(packed: torch.Tensor, bits: int, n: int) -> torch.Tensor:
-    """The first ``n`` codes of ``bits`` bits each from ``pack_bits`` output (uint8 codes)."""
+    """The first ``n`` codes of ``bits`` bits each from ``pack_bits`` output (uint8 codes up
+    to 8 bits, int32 codes above: a wider code must not wrap)."""
     if bits == 8:
         return packed[:n]
     mask = (1 << bits) - 1
@@ -56,7 +57,8 @@ def unpack_bits(packed: torch.Tensor, bits: int, n: int) -> torch.Tensor:
     allbits = ((packed.unsqueeze(1) >> torch.arange(8, device=packed.device, dtype=torch.uint8)) & 1).view(-1)
     bitmatrix = allbits[: n * bits].view(n, bits).to(torch.int32)
     weights = (1 << torch.arange(bits, device=packed.device, dtype=torch.int32))
-    return (bitmatrix * weights).sum(dim=1).to(torch.uint8)
+    codes = (bitmatrix * weights).sum(dim=1, dtype=torch.int32)
+    return codes.to(torch.uint8) if bits <= 8 else codes
 
 
 def _weights(device: torch.device) -> torch.Tensor:

@@ -13,6 +13,11 @@ from compoptim.compress.wire import PayloadBuffer, WireFormat
 from compoptim.errors import UserError
 
 
+# The largest s: every level 0..s must be exact in float32 (24-bit significand), and a code
+# (level bits + sign) fits the int32 the packing works in.
+MAX_LEVELS = 2**24 - 1
+
+
 class QSGD(SavesGenerators, Compressor):
     """Alistarh et al. 2017, "QSGD: Communication-Efficient SGD via Gradient Quantization and
     Encoding", NeurIPS. Per bucket v of ``bucket_size`` entries (0: the whole vector):
@@ -31,8 +36,9 @@ class QSGD(SavesGenerators, Compressor):
 
     def __init__(self, ctx: CompressContext | None = None, levels: int = 7, bucket_size: int = 512) -> None:
         super().__init__(ctx)
-        if levels < 1:
-            raise UserError(f"compressor.levels must be >= 1 (quantization levels s); got {levels}")
+        if not 1 <= levels <= MAX_LEVELS:
+            raise UserError(f"compressor.levels must be >= 1 and <= {MAX_LEVELS} (quantization levels s; above, "
+                            f"float32 cannot hold every level exactly); got {levels}")
         if bucket_size < 0:
             raise UserError(f"compressor.bucket_size must be >= 1, or 0 for the whole vector; got {bucket_size}")
         self.levels, self.bucket_size = levels, bucket_size
@@ -81,8 +87,9 @@ class QSGD(SavesGenerators, Compressor):
         fields["norms"].copy_(norms)
         scale = torch.where(norms > 0, self.levels / norms, torch.zeros_like(norms)).unsqueeze(1)
         noise = torch.rand(rows.shape, generator=self.generators.get(x.device), device=x.device, dtype=rows.dtype)
-        levels = (rows.abs() * scale).add_(noise).floor_().clamp_(max=self.levels).to(torch.uint8)
-        codes = levels.view(-1)[:n] | ((x < 0).to(torch.uint8) << self.level_bits)
+        # int32 codes: level_bits + 1 may exceed a byte (s >= 128), and pack_bits takes any width
+        levels = (rows.abs() * scale).add_(noise).floor_().clamp_(max=self.levels).to(torch.int32)
+        codes = levels.view(-1)[:n] | ((x < 0).to(torch.int32) << self.level_bits)
         fields["codes"].copy_(pack_bits(codes, self.bits))
         return payload
 
