@@ -12,7 +12,6 @@ from compoptim.compress.randomness import DeviceGenerators, SavesGenerators, der
 from compoptim.compress.wire import PayloadBuffer, WireFormat
 from compoptim.errors import UserError
 
-
 # The largest s: every level 0..s must be exact in float32 (24-bit significand), and a code
 # (level bits + sign) fits the int32 the packing works in.
 MAX_LEVELS = 2**24 - 1
