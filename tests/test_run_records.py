@@ -131,3 +131,31 @@ def test_the_trainer_shows_a_bar_on_a_terminal_and_plain_lines_otherwise(tmp_pat
     run_local(ring(1), lambda comm: Trainer(cfg, comm, tmp_path / "log", torch.device("cpu"), log=print).fit())
     plain = capsys.readouterr().out
     assert "step/s" not in plain and "epoch   1/1 | train loss" in plain
+
+
+def test_a_finished_run_is_never_overwritten_and_a_busy_directory_is_refused(tmp_path):
+    """Starting into a finished run's directory without resume=true is refused in one line,
+    touching nothing; a directory another run holds the lock of is refused too."""
+    import fcntl
+    import os
+
+    args = [tool("compoptim-run"), "backend=local", "backend.nodes=2", *SMALL, "hydra.run.dir=run"]
+    first = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        "compoptim-run: error: run already holds a run (summary.json); continue it with resume=true "
+        "hydra.run.dir=run, or choose another directory with hydra.run.dir=PATH"]
+    after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert after == before and not (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text().count("resume")
+    (tmp_path / "busy").mkdir()
+    fd = os.open(tmp_path / "busy" / ".compoptim.lock", os.O_CREAT | os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a run writing there holds it
+    try:
+        busy = subprocess.run([*args[:-1], "hydra.run.dir=busy"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        os.close(fd)
+    assert busy.returncode == 2 and "another run is writing into busy" in busy.stderr
+    assert not (tmp_path / "busy" / "summary.json").exists()

@@ -18,9 +18,12 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
+from compoptim.cli.world import lock_run_dir
 from compoptim.config import GROUPS, composer, group_options, normalize_overrides
 from compoptim.errors import unknown_choice
 
+# What a run writes that another run must not overwrite.
+RUN_FILES = ("summary.json", "metrics.csv", "checkpoints")
 # Composing every point of a huge sweep up front would be slow; this many are checked.
 _MAX_SWEEP_CHECKS = 64
 
@@ -65,8 +68,11 @@ def check_command_line(overrides: list[str], multirun: bool) -> tuple[str | None
     return None, output_dir
 
 
-def prepare_output_dir(path: Path, multirun: bool) -> str | None:
-    """Create the output directory now; a one-line message if it cannot be written."""
+def prepare_output_dir(path: Path, multirun: bool, resume: bool = False) -> str | None:
+    """Create the output directory now; a one-line message if it cannot be written. A single
+    run also takes the directory's lock (held until this process ends: a second run into it
+    at the same time is refused), and refuses a directory that already holds a run unless
+    it resumes it, so nothing a finished run wrote is ever overwritten."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -74,6 +80,14 @@ def prepare_output_dir(path: Path, multirun: bool) -> str | None:
         return f"cannot create the output directory {path} ({exc.strerror}); choose another with {key}=PATH"
     if not os.access(path, os.W_OK):
         return f"cannot write to the output directory {path}; choose another with {key}=PATH"
+    if multirun:
+        return None
+    if not lock_run_dir(path):
+        return f"another run is writing into {path}; wait for it to end, or choose another directory with {key}=PATH"
+    found = [name for name in RUN_FILES if (path / name).exists()]
+    if found and not resume:
+        return (f"{path} already holds a run ({found[0]}); continue it with resume=true {key}={path}, or choose "
+                f"another directory with {key}=PATH")
     return None
 
 

@@ -28,6 +28,10 @@ def with_saved_overrides(overrides: list[str]) -> list[str]:
     return [o for o in saved if _key(o) not in keys] + overrides
 
 
+def is_resume(overrides: list[str]) -> bool:
+    return _given(overrides).get("resume") in _TRUE
+
+
 def _given(overrides: list[str]) -> dict[str, str]:
     return {_key(o): o.split("=", 1)[1] for o in overrides if "=" in o}
 

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from compoptim.cli.help import help_text, print_and_exit, version_text
 from compoptim.cli.precheck import check_command_line, prepare_output_dir
-from compoptim.cli.resume import check_resume, with_saved_overrides
+from compoptim.cli.resume import check_resume, is_resume, with_saved_overrides
 from compoptim.cli.world import (
     AgreedExit,
     abort,
@@ -94,7 +94,7 @@ def _main(world: MPI.Comm) -> None:
             if message is None and not args.multirun:
                 message = check_resume(args.overrides, world.Get_size())
             if message is None and output_dir is not None:
-                message = prepare_output_dir(output_dir, args.multirun)
+                message = prepare_output_dir(output_dir, args.multirun, resume=is_resume(args.overrides))
             release_stamp(root, stamp, used=None if message else output_dir)
         message = world.bcast(message, root=0)
         if message:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
@@ -24,6 +25,8 @@ _FORWARD_GRACE_S = 0.5
 # Environment variables through which launchers announce the job size.
 _LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
+# Run-directory locks this process holds (file descriptors), until it ends.
+_RUN_LOCKS: list[int] = []
 
 class AgreedExit(SystemExit):
     """Every rank reached the same verdict and exits alike, so no abort is needed."""
@@ -110,6 +113,19 @@ def release_stamp(root: str, stamp: str | None, used: Path | None = None) -> Non
             folder.rmdir()  # only ever removes empty folders
         except OSError:
             break
+
+
+def lock_run_dir(path: Path) -> bool:
+    """Take ``path/.compoptim.lock`` for the rest of this process (the OS releases it when the
+    process ends, also on a kill); False if another process holds it."""
+    fd = os.open(Path(path) / ".compoptim.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _RUN_LOCKS.append(fd)  # kept open: closing it would release the lock
+    return True
 
 
 def abort(comm: MPI.Comm, code: int) -> None:
