@@ -115,7 +115,7 @@ def specialize(factory: Callable[..., Any], name: str, doc: str | None = None, f
     unknown = sorted((set(fixed) | set(defaults)) - set(signature.parameters))
     if unknown:
         raise TypeError(f"{name}: {getattr(factory, '__name__', factory)} has no parameter {unknown[0]}")
-    hints = _resolved_hints(factory)
+    hints = resolved_hints(factory)
     params = [p.replace(default=defaults.get(p.name, p.default), annotation=hints.get(p.name, p.annotation))
               for p in signature.parameters.values() if p.name not in fixed]
     specialized_signature = signature.replace(parameters=params)
@@ -143,9 +143,15 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def _resolved_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+def resolved_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    """A factory's parameter annotations as types (not strings); a composed signature
+    (``__signature__``, see ``specialize``) carries real types already."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
-        return typing.get_type_hints(target)
-    except (NameError, TypeError):
-        return {}
+        hints = typing.get_type_hints(target)
+    except (NameError, TypeError):  # an annotation that names a type only imported for checking
+        hints = {}
+    for p in inspect.signature(factory).parameters.values():
+        if p.annotation is not p.empty and not isinstance(p.annotation, str):
+            hints[p.name] = p.annotation
+    return hints

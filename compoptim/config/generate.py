@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import types
 import typing
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from typing import Any, Optional, Union
 
 from omegaconf import MISSING
 
-from compoptim.registry import Entry
+from compoptim.registry import Entry, resolved_hints
 
 # (name, annotation, default) of a setting that is not in the factory's signature.
 ExtraSetting = tuple[str, Any, Any]
@@ -35,7 +34,7 @@ _SCALARS = {"int": int, "float": float, "bool": bool, "str": str, "Any": Any}
 
 def entry_fields(group: str, entry: Entry, extra: Sequence[ExtraSetting] = ()) -> list[Field]:
     """The settings of ``<group>=<entry.name>``: the factory's, then the builder's extras."""
-    hints = _hints(entry.factory)
+    hints = resolved_hints(entry.factory)
     fields: list[Field] = []
     for p in entry.parameters():
         if p.name == "name":
@@ -91,16 +90,3 @@ def _field(default: Any) -> Any:
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda frozen=default: copy.deepcopy(frozen))
     return dataclasses.field(default=default)
-
-
-def _hints(factory: Any) -> dict[str, Any]:
-    """Resolved annotations; a composed signature (``__signature__``) carries real types."""
-    target = factory.__init__ if inspect.isclass(factory) else factory
-    try:
-        hints = typing.get_type_hints(target)
-    except (NameError, TypeError):  # an annotation that names a type only imported for checking
-        hints = {}
-    for p in inspect.signature(factory).parameters.values():
-        if p.annotation is not p.empty and not isinstance(p.annotation, str):
-            hints[p.name] = p.annotation
-    return hints
