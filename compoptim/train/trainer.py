@@ -68,8 +68,10 @@ class Trainer:
         start = time.perf_counter()
         train_time = 0.0
         topo = self.comm.topology.describe()
-        record = {**self.launch, "started_at": timestamp(), "hosts": host_names(self.comm), "code": code_version(),
-                  "backend": cfg["backend"]["name"], "dataset_hash": self.node.dataset_hash}
+        # hosts is a reduction every node joins; the git queries only on the node that writes the record
+        record = {**self.launch, "started_at": timestamp(), "hosts": host_names(self.comm),
+                  "code": code_version() if self.is_writer else None, "backend": cfg["backend"]["name"],
+                  "dataset_hash": self.node.dataset_hash}
         self.log(f"run directory: {self.run_dir}")
         self.log(f"compoptim: {self.comm.size} nodes, topology={topo['name']} (spectral gap "
                  f"{topo['spectral_gap']:.4f}, ||W-J|| {topo['distance_to_average']:.4f}), "
