@@ -28,7 +28,7 @@ from compoptim.optim.deepsqueeze import DeepSqueeze
 from compoptim.optim.docom import DoCoM
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.rules import RULES
-from compoptim.registry import Registry, specialize
+from compoptim.registry import Registry, resolved_hints, specialize
 
 CONTEXT = ("flat", "comm", "compressors")
 ALGORITHMS = Registry("optimizer", context=CONTEXT, facts=("compressible", "needs_closure", "vectors_per_step"))
@@ -45,9 +45,10 @@ def rule_algorithm(name: str, rule: str, doc: str, **published: Any) -> Callable
     unknown = sorted(set(published) - {"lr"} - comm_names - {p.name for p in rule_params})
     if unknown:
         raise TypeError(f"{name}: no setting {unknown[0]}")
-    rule_hints = inspect.signature(specialize(rule_factory.factory, rule)).parameters
+    rule_hints = resolved_hints(rule_factory.factory)
     params = [p.replace(default=published.get(p.name, p.default)) for p in comm_params]
-    params += [rule_hints[p.name].replace(default=published.get(p.name, p.default)) for p in rule_params]
+    params += [p.replace(default=published.get(p.name, p.default), annotation=rule_hints.get(p.name, p.annotation))
+               for p in rule_params]
     signature = inspect.Signature(params)
 
     def build(*args: Any, **settings: Any) -> DecentralizedOptimizer:
