@@ -22,7 +22,8 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     from sklearn.datasets import load_digits as sk_load_digits
 
     if not 0.0 < test_fraction < 1.0:
-        raise UserError(f"dataset.test_fraction must be in (0, 1); got {test_fraction}")
+        raise UserError(f"dataset.test_fraction must be > 0 and < 1 (the share of each class held out for "
+                        f"testing); got {test_fraction:g}")
     if split_seed < 0:
         raise UserError(f"dataset.split_seed must be >= 0; got {split_seed}")
     bunch = sk_load_digits()

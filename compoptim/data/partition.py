@@ -70,8 +70,9 @@ def dirichlet_partition(labels: np.ndarray, n: int, seed: int, alpha: float = 0.
     2019): small alpha, few classes per node; large alpha, near iid. Redrawn until every
     node has a sample."""
     _check(len(labels), n)
-    if alpha <= 0:
-        raise UserError(f"dataset.partition.alpha must be > 0 (Dirichlet concentration); got {alpha:g}")
+    if not 0 < alpha < math.inf:  # also refuses nan
+        raise UserError(f"dataset.partition.alpha must be > 0 and finite (the Dirichlet concentration: "
+                        f"small is non-iid, large near iid); got {alpha:g}")
     rng = np.random.default_rng(seed)
     for _ in range(_DIRICHLET_DRAWS):
         shards: list[list[np.ndarray]] = [[] for _ in range(n)]

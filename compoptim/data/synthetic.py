@@ -38,8 +38,9 @@ def load_synthetic(problem: str = "classification", features: int = 20, classes:
                             ("groups", groups, 1)):
         if value < low:
             raise UserError(f"dataset.{key} must be >= {low}; got {value}")
-    if heterogeneity < 0 or noise < 0:
-        raise UserError("dataset.heterogeneity and dataset.noise must be >= 0")
+    for key, value in (("heterogeneity", heterogeneity), ("noise", noise)):
+        if not 0 <= value < math.inf:  # also refuses nan
+            raise UserError(f"dataset.{key} must be >= 0 and finite; got {value:g}")
     g = torch.Generator().manual_seed(seed)
     outputs = classes if problem == "classification" else 1
     base = torch.randn(outputs, features, generator=g)

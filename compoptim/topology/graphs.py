@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,27 +79,57 @@ def erdos_renyi(n: int, p: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def read_edge_list(path: str | Path, n: int) -> np.ndarray:
-    """Edges 'i j' per line (spaces or a comma between; '#' starts a comment), nodes 0..n-1."""
+    """Edges 'i j' per line (spaces or a comma between; '#' starts a comment), nodes 0..n-1
+    written in ASCII digits. The file is UTF-8 text (a byte-order mark is allowed); anything
+    else is a UserError naming the file, the line and what is wrong with it."""
     path = Path(path)
+    where = f"topology.path: the edge list {path}"
+    if path.is_dir():
+        raise UserError(f"{where} is a directory; give the path of the edge-list file")
     try:
-        lines = path.read_text().splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"topology.path: cannot read the edge list {path} ({exc.strerror or exc})") from None
+    if b"\0" in data:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        raise UserError(f"{where} is a binary file, not text (a NUL byte on line {line}); "
+                        f"it needs one 'i j' edge per line")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                        f"it needs one 'i j' edge per line") from None
     pairs = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(text.split("\n"), 1):  # numbered as editors do (\r, \f are spaces)
         fields = line.split("#", 1)[0].replace(",", " ").split()
         if not fields:
             continue
-        where = f"edge list {path}, line {number}"
-        if len(fields) != 2 or not all(f.lstrip("-").isdigit() for f in fields):
-            raise UserError(f"{where}: expected two node numbers 'i j'; got {line.strip()!r}")
+        at = f"edge list {path}, line {number}"
+        shown = _shorten(line.strip())
+        if len(fields) != 2:
+            extra = " (weights are not read: topology.weights sets them)" if len(fields) == 3 else ""
+            raise UserError(f"{at}: expected two node numbers 'i j'; got {len(fields)} fields {shown}{extra}")
+        bad = [f for f in fields if not _NODE.fullmatch(f)]
+        if bad:
+            raise UserError(f"{at}: expected two node numbers 'i j'; {_shorten(bad[0])} is not a whole number "
+                            f"written in digits 0-9 (got {shown})")
         i, j = map(int, fields)
         if not (0 <= i < n and 0 <= j < n):
-            raise UserError(f"{where}: edge ({i}, {j}) names a node outside 0..{n - 1} (the run has n={n} nodes)")
+            raise UserError(f"{at}: edge ({i}, {j}) names a node outside 0..{n - 1} (the run has n={n} nodes)")
         if i == j:
-            raise UserError(f"{where}: self-loop ({i}, {i}); self-weights come from the weight rule, list only edges")
+            raise UserError(f"{at}: self-loop ({i}, {i}); self-weights come from the weight rule, list only edges")
         pairs.append((i, j))
     if not pairs and n > 1:
-        raise UserError(f"edge list {path} has no edges; it needs a connected graph over the {n} nodes")
+        what = "is empty" if not text.strip() else "has no edges (only comments and blank lines)"
+        raise UserError(f"{where} {what}; it needs a connected graph over the {n} nodes, one 'i j' edge per line")
     return from_pairs(n, pairs)
 
+
+# A node number: ASCII digits only (str.isdigit also admits '١', '２' and '²', which int() reads or rejects).
+_NODE = re.compile(r"-?[0-9]+", re.ASCII)
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    """``repr`` of ``text``, cut to about ``limit`` characters for a one-line message."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
