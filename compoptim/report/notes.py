@@ -12,7 +12,8 @@ from compoptim.report.runs import Run, varying_keys
 def notes(listed: list[Run], runs: list[Run], groups: list[Group], group_keys: Sequence[str],
           metric: str) -> list[str]:
     """What a reader must know before trusting the numbers: duplicates, pooled keys, facts some
-    runs do not record, modified checkouts, and every run that did not finish."""
+    runs do not record, modified checkouts, every run that did not finish (an unreadable one with
+    the file that is damaged), and what was left out of the files of the others (a cut row)."""
     lines = []
     for group in groups:
         if group.duplicate_of:
@@ -31,6 +32,7 @@ def notes(listed: list[Run], runs: list[Run], groups: list[Group], group_keys: S
     if dirty:
         lines.append(f"{dirty} runs ran from a modified git checkout: the same commit may hold different code")
     lines += [f"{r.path}: {r.status}{f' ({r.error})' if r.error else ''}" for r in listed if r.status != "finished"]
+    lines += [warning for r in runs for warning in r.warnings]
     return lines
 
 

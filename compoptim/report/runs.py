@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
+
+from compoptim.report import files
+from compoptim.report.files import Damaged
 
 # Config keys that describe the machine or the outputs, never a grouping dimension.
 # (The backend a run used is the summary's fact, see grouping.py.)
 NOT_DIMENSIONS = ("hydra.", "trainer.device", "trainer.threads", "backend.")
 
 
+UNREADABLE = "unreadable"
+
+
 @dataclass
 class Run:
-    """One run directory: its flattened config, summary, metrics (None if unreadable) and
-    status: finished, failed, running (or killed: a summary that never reached the end) or
-    unreadable."""
+    """One run directory: its flattened config, summary, metrics (None: no evaluations yet),
+    topology and partition (None: not written, or damaged) and status: finished, failed, running
+    (or killed: a summary that never reached the end) or unreadable (a damaged file: ``error``
+    says which and how). ``warnings`` are the lines the report prints about its files."""
 
     path: Path
     status: str
@@ -28,6 +33,9 @@ class Run:
     summary: dict[str, Any] = field(default_factory=dict)
     metrics: pd.DataFrame | None = None
     error: str | None = None
+    topology: dict[str, Any] | None = None
+    partition: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -45,22 +53,33 @@ def _natural(path: Path) -> list:
 
 
 def load_run(path: Path) -> Run:
-    """Read one run; anything missing or corrupt becomes a status, never an exception."""
+    """Read one run; a damaged file (see files.py) becomes a warning, never an exception. A damaged
+    summary, config or metrics.csv makes the whole run unreadable: nothing of it is reported but the
+    damage. A metrics.csv whose last line was cut mid-row loses that row (of a run that did not finish);
+    a damaged topology.json or partition.json is not drawn."""
     path = Path(path)
     try:
-        summary = json.loads((path / "summary.json").read_text())
-    except (OSError, ValueError) as exc:
-        return Run(path, "unreadable", error=f"summary.json: {exc.__class__.__name__}")
+        summary = files.read_summary(path)
+        config = flatten(files.read_config(path))
+        metrics = files.read_metrics(path, summary)
+    except Damaged as exc:
+        return Run(path, UNREADABLE, error=str(exc), warnings=[f"{path / exc.file}: {exc.what}; listed as unreadable"])
+    warnings = []
+    if metrics.cut:
+        warnings.append(f"{path / files.METRICS}: last line cut mid-row (partial write); that row is left out")
+    topology = _drawing(path, files.read_topology, warnings)
+    partition = _drawing(path, files.read_partition, warnings)
+    return Run(path, summary["status"], config, summary, metrics.frame, summary.get("error"), topology, partition,
+               warnings)
+
+
+def _drawing(path: Path, read, warnings: list[str]) -> dict[str, Any] | None:
+    """A file the report only draws: damaged, it is not drawn, and the run is reported without it."""
     try:
-        config = flatten(yaml.safe_load((path / "config.resolved.yaml").read_text()) or {})
-    except (OSError, yaml.YAMLError):
-        config = {}
-    try:
-        metrics = pd.read_csv(path / "metrics.csv")
-    except (OSError, ValueError, pd.errors.EmptyDataError):
-        metrics = None
-    status = str(summary.get("status", "unreadable"))
-    return Run(path, status, config, summary, metrics, summary.get("error"))
+        return read(path)
+    except Damaged as exc:
+        warnings.append(f"{path / exc.file}: {exc.what}; not drawn")
+        return None
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
@@ -68,9 +87,10 @@ def load_runs(paths: list[Path]) -> list[Run]:
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}; lists become their text."""
+    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}; lists (and any value but a number,
+    string, boolean or null) become their text."""
     if not isinstance(tree, dict):
-        return {prefix[:-1]: str(tree) if isinstance(tree, list) else tree}
+        return {prefix[:-1]: tree if tree is None or isinstance(tree, (str, int, float)) else str(tree)}
     out: dict[str, Any] = {}
     for key, value in tree.items():
         out.update(flatten(value, f"{prefix}{key}."))
@@ -114,29 +134,24 @@ def owner(key: str, groups: list[str]) -> str | None:
     return max(owners, key=len, default=None)
 
 
-def load_topologies(runs: list[Path]) -> dict[str, dict]:
+def load_topologies(runs: list[Run]) -> dict[str, dict]:
     """The distinct topologies of the runs (topology.json), keyed like ``topology-ring-n8``."""
-    return _distinct(runs, "topology.json", lambda spec: f"topology-{spec['name']}-n{spec['n']}")
+    return _distinct([r.topology for r in runs], lambda spec: f"topology-{spec['name']}-n{spec['n']}")
 
 
-def load_partitions(runs: list[Path]) -> dict[str, tuple[dict, list[Path]]]:
+def load_partitions(runs: list[Run]) -> dict[str, tuple[dict, list[Path]]]:
     """The distinct per-node label histograms (partition.json), keyed like ``partition-label-n5``,
     each with the runs that trained on it."""
-    specs = _distinct(runs, "partition.json",
+    specs = _distinct([r.partition for r in runs],
                       lambda spec: f"partition-{spec['partition']}-n{len(spec['label_histogram'])}")
-    users: dict[str, list[Path]] = {stem: [] for stem in specs}
-    for run in runs:
-        spec = _read_json(Path(run) / "partition.json")
-        users.update({stem: [*users[stem], Path(run)] for stem, known in specs.items() if known == spec})
-    return {stem: (spec, users[stem]) for stem, spec in specs.items()}
+    return {stem: (spec, [r.path for r in runs if r.partition == spec]) for stem, spec in specs.items()}
 
 
-def _distinct(runs: list[Path], name: str, stem_of) -> dict[str, dict]:
-    """Each distinct JSON file ``name`` among the runs, under a unique file-name stem
-    (``stem``, ``stem-2``, ...); unreadable files are skipped."""
+def _distinct(specs: list[dict | None], stem_of) -> dict[str, dict]:
+    """Each distinct spec (None: a run without that file) under a unique file-name stem (``stem``,
+    ``stem-2``, ...)."""
     found: dict[str, dict] = {}
-    for run in runs:
-        spec = _read_json(Path(run) / name)
+    for spec in specs:
         if spec is None or spec in found.values():
             continue
         stem, k = stem_of(spec), 1
@@ -144,10 +159,3 @@ def _distinct(runs: list[Path], name: str, stem_of) -> dict[str, dict]:
             k += 1
         found[f"{stem}{'' if k == 1 else f'-{k}'}"] = spec
     return found
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
