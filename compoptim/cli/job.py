@@ -7,6 +7,7 @@ succeeded, then trains; any failure on one rank aborts the whole job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -20,7 +21,8 @@ from mpi4py import MPI
 from omegaconf import DictConfig
 
 from compoptim.cli.local_run import run_local_job
-from compoptim.cli.world import AgreedExit, fail, node_local, resolve_device, set_threads
+from compoptim.cli.watchdog import watchdog
+from compoptim.cli.world import AgreedExit, fail, node_local, resolve_device, set_threads, wait_for_all
 from compoptim.comm import BACKENDS
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.config import snapshot
@@ -31,15 +33,23 @@ from compoptim.topology import build_topology
 from compoptim.train import Trainer
 from compoptim.train.checkpoint import config_hash
 from compoptim.train.record import launch_record
-from compoptim.train.signals import STOP_SIGNALS, Diverged, Preempted
+from compoptim.train.signals import STOP_SIGNALS, RunStopped
 from compoptim.train.writer import mark_failed
 
 log = logging.getLogger("compoptim")
 
 
 def run_job(cfg: DictConfig, world: MPI.Comm, command: list[str]) -> float:
-    """One training run on every rank of ``world``; returns the final averaged-model accuracy."""
+    """One training run on every rank of ``world``; returns the final averaged-model accuracy.
+    The process that writes summary.json (rank 0) is watched: if it dies unrecorded, the
+    status becomes ``killed``."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    logging.raiseExceptions = False  # a full disk is said once, by the run's writer, not at every log line
+    with watchdog(run_dir) if world.Get_rank() == 0 else contextlib.nullcontext():
+        return _run_job(cfg, world, command, run_dir)
+
+
+def _run_job(cfg: DictConfig, world: MPI.Comm, command: list[str], run_dir: Path) -> float:
     cfg = to_plain(cfg)  # the boundary: plain values from here down
     snapshot.check()  # the schemas Hydra composed with are the factories' own
     if cfg["backend"]["name"] == "local" and world.Get_size() == 1:
@@ -65,20 +75,27 @@ def run_job(cfg: DictConfig, world: MPI.Comm, command: list[str]) -> float:
         error = exc
     finally:
         local.Free()
+    try:
+        wait_for_all(world, cfg["backend"].get("timeout_s"), "the end of setup")
+    except TimeoutError as exc:
+        mark_failed(run_dir, exc, rank=world.Get_rank())
+        fail(world, exc)
     _agree_on_build(world, error, run_dir)
 
     try:
         summary = trainer.fit()
-    except Preempted as exc:
-        # Every rank stops at the same epoch (agreed in the epoch's reduction): no abort needed.
+    except RunStopped as exc:
+        if not exc.agreed:  # one node stopped (a non-finite loss of its own): the others must be ended
+            mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None)
+            fail(world, exc)
+        # Every rank stopped at the same point (agreed in a reduction): no abort needed.
         if world.Get_rank() == 0:
-            mark_failed(run_dir, exc, status="preempted")
-            print(f"compoptim-run: {exc}", file=sys.stderr, flush=True)
-        raise AgreedExit(3) from None
+            mark_failed(run_dir, exc)
+            print(f"compoptim-run: {exc.status}: {exc}", file=sys.stderr, flush=True)
+        raise AgreedExit(exc.exit_code) from None
     except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt must abort the job too
         # The failing rank records the failure itself: rank 0 may be killed by the abort.
-        mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None,
-                    status="diverged" if isinstance(exc, Diverged) else "failed")
+        mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None)
         fail(world, exc)
     _report_job(summary)
     return summary["test_acc"]
@@ -130,11 +147,13 @@ def _agree_on_build(world: MPI.Comm, error: Exception | None, run_dir: Path) -> 
     if not failed:
         return
     rank = world.Get_rank()
+    # A Ctrl-C during the build is an interrupt (exit 130), anything else a refusal (exit 2).
+    stop = error if isinstance(error, RunStopped) else None
     if rank == failed[0]:
-        if not isinstance(error, UserError):
+        if not isinstance(error, (UserError, RunStopped)):
             traceback.print_exception(error, file=sys.stderr)
         where = f" (rank {rank})" if len(failed) < world.Get_size() else ""
-        print(f"compoptim-run: error{where}: {error}", file=sys.stderr, flush=True)
+        print(f"compoptim-run: {stop.status if stop else 'error'}{where}: {error}", file=sys.stderr, flush=True)
     if rank == 0:
         mark_failed(run_dir, error or RuntimeError(f"rank {failed[0]}: {reports[failed[0]]}"))
-    raise AgreedExit(2)
+    raise AgreedExit(stop.exit_code if stop else 2)

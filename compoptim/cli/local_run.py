@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from compoptim.comm.local import LocalCommunicator
 from compoptim.errors import UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
+from compoptim.train.signals import STOP_SIGNALS, Interrupted, RunStopped
 from compoptim.train.writer import mark_failed
 
 log = logging.getLogger("compoptim")
@@ -37,13 +39,23 @@ class LocalJob:
     run_dir: Path
 
     def train(self) -> dict[str, Any]:
-        """Train every node; node 0's summary. A failure on any node marks the run failed and
-        is a UserError naming the node (the original exception is its cause)."""
+        """Train every node; node 0's summary. An expected stop (``RunStopped``: diverged,
+        preempted, interrupted) is recorded with its status and raised as it is; any other
+        failure on a node marks the run failed and is a UserError naming the node (the
+        original exception is its cause). SIGINT, SIGTERM and SIGUSR1 stop the run while it
+        trains (the previous handlers come back after)."""
         try:
-            return run_nodes(self.comms, [trainer.fit for trainer in self.trainers])[0]
+            with STOP_SIGNALS.installed():
+                return run_nodes(self.comms, [trainer.fit for trainer in self.trainers])[0]
+        except (RunStopped, KeyboardInterrupt) as exc:
+            agreed = getattr(exc, "agreed", False)  # every node stopped alike: no node to name
+            mark_failed(self.run_dir, exc, rank=None if agreed else getattr(exc, "node_rank", None))
+            raise
         except Exception as exc:
             node = getattr(exc, "node_rank", None)
             mark_failed(self.run_dir, exc, rank=node)
+            if isinstance(exc, UserError):
+                raise UserError(f"node {node} of {len(self.comms)}: {exc}") from exc
             raise UserError(f"node {node} of {len(self.comms)}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -68,16 +80,34 @@ def build_local_job(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any
 
 
 def train_local(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Build and train all ``backend.nodes`` nodes here; node 0's summary (summary.json)."""
-    return build_local_job(cfg, run_dir, launch).train()
+    """Build and train all ``backend.nodes`` nodes here; node 0's summary (summary.json).
+    Any run that does not finish is a UserError (an expected stop's cause is its ``RunStopped``)."""
+    job = build_local_job(cfg, run_dir, launch)
+    try:
+        return job.train()
+    except RunStopped as exc:
+        raise UserError(f"{exc.status}: {exc}") from exc
 
 
 def run_local_job(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any] | None = None) -> float:
-    """compoptim-run's local backend: the final averaged-model accuracy; a build mistake is
-    printed as one line and exits 2, like a bad command line."""
+    """compoptim-run's local backend: the final averaged-model accuracy. A build mistake is
+    one line and exit 2, like a bad command line; an expected stop is one line and its exit
+    code (``signals.py``); any other failure keeps its traceback."""
     try:
         job = build_local_job(cfg, run_dir, launch)
     except UserError as exc:
         print(f"compoptim-run: error: {exc}", file=sys.stderr, flush=True)
         raise AgreedExit(2) from None
-    return job.train()["test_acc"]
+    try:
+        return job.train()["test_acc"]
+    except RunStopped as exc:
+        print(f"compoptim-run: {exc.status}: {exc}", file=sys.stderr, flush=True)
+        raise AgreedExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print("compoptim-run: interrupted (Ctrl-C)", file=sys.stderr, flush=True)
+        raise AgreedExit(Interrupted.exit_code) from None
+    except UserError as exc:  # a node failed: a bug keeps its traceback, then the one line
+        if exc.__cause__ is not None and not isinstance(exc.__cause__, UserError):
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        print(f"compoptim-run: error: {exc}", file=sys.stderr, flush=True)
+        raise AgreedExit(1) from None

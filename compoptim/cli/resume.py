@@ -59,8 +59,10 @@ def check_resume(overrides: list[str], world_size: int) -> str | None:
     if manifest is None:
         return (f"resume=true but {run_dir}/checkpoints holds no complete checkpoint; give the run's directory "
                 f"with hydra.run.dir=..., or start without resume")
+    # the nodes the run will have: the MPI ranks, or backend=local's simulated nodes
+    nodes = int(cfg.backend.nodes) if cfg.backend.name == "local" and world_size == 1 else world_size
     try:  # the run's own settings, without Hydra's (which resolve only inside a Hydra run)
-        check_manifest(manifest, world_size, {key: cfg[key] for key in cfg if key != "hydra"})
+        check_manifest(manifest, nodes, {key: cfg[key] for key in cfg if key != "hydra"})
     except UserError as exc:
         return str(exc)
     return None

@@ -128,6 +128,19 @@ def lock_run_dir(path: Path) -> bool:
     return True
 
 
+def wait_for_all(comm: MPI.Comm, timeout_s: float | None, what: str) -> None:
+    """Return once every rank got here; with ``timeout_s``, a TimeoutError after that long
+    (a rank stuck or dead before ``what``), instead of a blocking collective that never ends."""
+    if timeout_s is None or comm.Get_size() == 1:
+        return
+    request, start = comm.Ibarrier(), time.monotonic()
+    while not request.Test():
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"not every rank reached {what} within backend.timeout_s={timeout_s:g} s: "
+                               f"a rank is stuck or gone")
+        time.sleep(0.001)
+
+
 def abort(comm: MPI.Comm, code: int) -> None:
     """End every rank of the job now (after the grace period for output forwarding)."""
     sys.stdout.flush()
@@ -138,17 +151,21 @@ def abort(comm: MPI.Comm, code: int) -> None:
     sys.exit(code)
 
 
-def fail(comm: MPI.Comm, exc: BaseException) -> None:
-    """Report an error raised on this rank and end the whole job (never returns).
+def fail(comm: MPI.Comm, exc: BaseException, code: int = 1) -> None:
+    """Report an error raised on this rank and end the whole job with exit ``code`` (never returns).
 
-    A UserError is one line; anything else is a bug, so its traceback is printed first.
+    A UserError or an expected stop (``status``: diverged, interrupted) is one line; anything
+    else is a bug, so its traceback is printed first.
     """
     rank, size = comm.Get_rank(), comm.Get_size()
     where = f"rank {rank} of {size}: " if size > 1 else ""
-    kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
-    text = f"compoptim-run: error: {where}{kind}{exc}\n"
-    if not isinstance(exc, UserError):
+    status = getattr(exc, "status", None) or ("interrupted" if isinstance(exc, KeyboardInterrupt) else None)
+    # a TimeoutError is a stuck or dead peer, said in its message: its traceback adds nothing
+    expected = isinstance(exc, (UserError, TimeoutError)) or status is not None
+    kind = "" if expected else f"{type(exc).__name__}: "
+    text = f"compoptim-run: {status or 'error'}: {where}{kind}{exc}\n"
+    if not expected:
         text = "".join(traceback.format_exception(exc)) + text
     sys.stdout.flush()
     os.write(sys.stderr.fileno(), text.encode())  # one write: never interleaved or half-sent
-    abort(comm, 1)
+    abort(comm, getattr(exc, "exit_code", 130 if isinstance(exc, KeyboardInterrupt) else code))

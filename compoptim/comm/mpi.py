@@ -148,7 +148,15 @@ class MPICommunicator(Communicator):
         flat = tensor.detach().reshape(-1)
         host = flat.cpu().contiguous() if flat.device.type != "cpu" else flat.contiguous()
         out = self._buffer(("gather", host.numel(), host.dtype), (self.size, host.numel()), host.dtype, host.device)
-        self.comm.Allgather(host.numpy(), out.numpy())
+        if self.timeout_s is None:
+            self.comm.Allgather(host.numpy(), out.numpy())
+        else:  # the reductions (metrics, stop flags) are bounded by the same timeout as the exchanges
+            request, start = self.comm.Iallgather(host.numpy(), out.numpy()), time.perf_counter()
+            while not request.Test():
+                if time.perf_counter() - start > self.timeout_s:
+                    raise TimeoutError(f"a reduction over all ranks did not complete within backend.timeout_s="
+                                       f"{self.timeout_s:g} s: a rank is stuck or gone")
+                time.sleep(0.0005)
         return out.to(tensor.device)
 
 

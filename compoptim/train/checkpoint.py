@@ -19,7 +19,7 @@ import torch
 
 from compoptim.errors import UserError
 from compoptim.registry import to_plain
-from compoptim.train.writer import atomic_write_text
+from compoptim.train.writer import atomic_write_text, save_tensors
 
 # Keys that change speed or bookkeeping, never the arithmetic (overlap gives identical
 # results): a resumed run may set them differently.
@@ -78,8 +78,7 @@ def save_rank_state(run_dir: Path, epoch: int, rank: int, state: dict[str, Any])
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"rank_{rank}.pt"
     tmp = folder / f".rank_{rank}.pt.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, target)
+    save_tensors(state, target, tmp)
 
 
 def write_manifest(run_dir: Path, epoch: int, step: int, world_size: int, cfg: Mapping[str, Any]) -> None:

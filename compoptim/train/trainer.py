@@ -31,7 +31,7 @@ from compoptim.train.loss import task_loss
 from compoptim.train.node import build_node
 from compoptim.train.progress import EpochProgress, on_terminal
 from compoptim.train.record import code_version, host_names, launch_record, timestamp
-from compoptim.train.signals import STOP_SIGNALS, Diverged, Preempted
+from compoptim.train.signals import STOP_SIGNALS, Diverged, Interrupted, Preempted
 from compoptim.train.summary import environment, final_summary
 from compoptim.train.writer import RunWriter, save_model
 
@@ -87,37 +87,12 @@ class Trainer:
 
         rows, first_epoch, train_time, wall_time = self._start_or_resume(start)
         start -= wall_time  # a resumed run's clock continues where its checkpoint stopped
-        for epoch in range(first_epoch, t["epochs"] + 1):
-            epoch_start = time.perf_counter()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-            seen = 0
-            progress = EpochProgress(self.loader.epoch(), len(self.loader), epoch, t["epochs"], self.show_progress)
-            for xb, yb in progress:
-                loss = self.train_step(xb, yb)
-                if loss is not None:
-                    loss_sum += loss.to(torch.float64) * len(yb)
-                    seen += len(yb)
-                if epoch == 1 and self.optimizer.t == 1:
-                    self.flat.check_attached()  # once: autograd still writes into the flat buffers
-                progress.step(lambda total=loss_sum, count=seen: (total / max(count, 1)).item())
-            train_time += time.perf_counter() - epoch_start
-
-            # One reduction per epoch carries the loss and whether any node was asked to stop.
-            totals = torch.tensor([loss_sum.item(), float(seen), float(self.stop_requested())], dtype=torch.float64)
-            self.comm.allreduce_(totals, "sum")
-            train_loss = (totals[0] / totals[1]).item()
-            if not math.isfinite(train_loss) and t["on_nonfinite"] == "stop":
-                raise Diverged(f"non-finite training loss {train_loss} in epoch {epoch}")
-            if epoch % t["eval_every"] == 0 or epoch == t["epochs"]:
-                rows.append(self._evaluate(epoch, train_loss, start, train_time))
-            else:
-                self.log(f"epoch {epoch:>3}/{t['epochs']} | train loss {train_loss:.4f}")
-            stopping = totals[2].item() > 0
-            if stopping or (t["checkpoint_every"] and epoch % t["checkpoint_every"] == 0):
-                self._checkpoint(epoch, train_time, time.perf_counter() - start, rows)
-            if stopping and epoch < t["epochs"]:
-                raise Preempted(f"stopped by a signal after epoch {epoch}; checkpoint saved: resume with "
-                                f"resume=true hydra.run.dir={self.run_dir}")
+        STOP_SIGNALS.training = True  # a first Ctrl-C from here on waits for the epoch's end
+        STOP_SIGNALS.announce = STOP_SIGNALS.announce or self.is_writer
+        try:
+            rows = self._train_epochs(rows, first_epoch, start, train_time)
+        finally:
+            STOP_SIGNALS.training = False
 
         summary = final_summary(rows, topology=topo, num_params=self.flat.numel)
         summary.update(self._metric_traffic(), **environment(self.comm, self.device), **record, ended_at=timestamp())
@@ -133,6 +108,58 @@ class Trainer:
                  f"{summary['bytes_sent_per_node'] / 1e6:.2f} MB sent per node, {summary['wall_time_s']:.1f} s")
         self.log(f"run directory: {self.run_dir}")
         return summary
+
+    def _train_epochs(self, rows: list[dict[str, Any]], first_epoch: int, start: float,
+                      train_time: float) -> list[dict[str, Any]]:
+        """Epochs ``first_epoch`` to the last: train, reduce, evaluate, checkpoint; the metric rows.
+        An agreed stop (a signal, divergence) raises its ``RunStopped`` on every node alike."""
+        t = self.cfg["trainer"]
+        stop_noted = False
+        for epoch in range(first_epoch, t["epochs"] + 1):
+            epoch_start = time.perf_counter()
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            seen = 0
+            progress = EpochProgress(self.loader.epoch(), len(self.loader), epoch, t["epochs"], self.show_progress)
+            for xb, yb in progress:
+                loss = self.train_step(xb, yb)
+                if loss is not None:
+                    loss_sum += loss.to(torch.float64) * len(yb)
+                    seen += len(yb)
+                if epoch == 1 and self.optimizer.t == 1:
+                    self.flat.check_attached()  # once: autograd still writes into the flat buffers
+                progress.step(lambda total=loss_sum, count=seen: (total / max(count, 1)).item())
+                if STOP_SIGNALS.received and not stop_noted:
+                    stop_noted = self._note_stop(epoch)
+            train_time += time.perf_counter() - epoch_start
+
+            # One reduction per epoch carries the loss and whether any node was asked to stop.
+            totals = torch.tensor([loss_sum.item(), float(seen), float(STOP_SIGNALS.preempt),
+                                   float(STOP_SIGNALS.interrupt)], dtype=torch.float64)
+            self.comm.allreduce_(totals, "sum")
+            train_loss = (totals[0] / totals[1]).item()
+            if not math.isfinite(train_loss) and t["on_nonfinite"] == "stop":
+                raise Diverged(f"non-finite training loss {train_loss} in epoch {epoch}", agreed=True)
+            if epoch % t["eval_every"] == 0 or epoch == t["epochs"]:
+                rows.append(self._evaluate(epoch, train_loss, start, train_time))
+            else:
+                self.log(f"epoch {epoch:>3}/{t['epochs']} | train loss {train_loss:.4f}")
+            preempted, interrupted = totals[2].item() > 0, totals[3].item() > 0
+            if preempted or interrupted or (t["checkpoint_every"] and epoch % t["checkpoint_every"] == 0):
+                self._checkpoint(epoch, train_time, time.perf_counter() - start, rows)
+            if (preempted or interrupted) and epoch < t["epochs"]:
+                stop, why = (Interrupted, "interrupted (Ctrl-C)") if interrupted else (Preempted, "stopped by a signal")
+                raise stop(f"{why} after epoch {epoch}; checkpoint saved: resume with resume=true "
+                           f"hydra.run.dir={self.run_dir}", agreed=True)
+        return rows
+
+    def _note_stop(self, epoch: int) -> bool:
+        """A stop was asked for: summary.json says so at once (``interrupted`` or ``preempted``),
+        so a run killed before the epoch's end is not left ``running``."""
+        if self.writer:
+            self.writer.update_summary(status="interrupted" if STOP_SIGNALS.interrupt else "preempted",
+                                       error=f"a stop was requested in epoch {epoch}: the run stops at the end of "
+                                             f"that epoch with a checkpoint")
+        return True
 
     def _start_or_resume(self, start: float) -> tuple[list[dict[str, Any]], int, float, float]:
         """(metric rows so far, first epoch to train, training and wall time so far): a fresh
@@ -184,9 +211,6 @@ class Trainer:
         if self.writer and int(done.item()) == c.size:
             write_manifest(self.run_dir, epoch, self.optimizer.t, c.size, self.cfg)
 
-    def stop_requested(self) -> bool:
-        return STOP_SIGNALS.received
-
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor | None:
         """One optimizer step on this batch; the batch's mean loss (None for an empty batch,
         whose node still takes part in the gossip with a zero gradient)."""
@@ -215,7 +239,8 @@ class Trainer:
     def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:
         ev = self.evaluator.evaluate()
         if not math.isfinite(ev.test_loss) and self.cfg["trainer"]["on_nonfinite"] == "stop":
-            raise Diverged(f"the averaged model is not finite at epoch {epoch} (test loss {ev.test_loss})")
+            raise Diverged(f"the averaged model is not finite at epoch {epoch} (test loss {ev.test_loss})",
+                           agreed=True)
         c, k = self.comm, self.comm.counters
         # Per node: training traffic and where the training time went; then mean (and max) over nodes.
         # Compute is what remains of the training time after compression, transfers and waiting.

@@ -2,24 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from compoptim.errors import UserError
+
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """``path`` holds ``text`` or, if the write fails (a full disk), what it held before: the
+    temporary file is removed and the failure is a one-line ``UserError`` naming the file."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def writing(path: Path, tmp: Path) -> Iterator[None]:
+    """Around a write of ``path`` through ``tmp``: on an OSError the temporary file goes and
+    the error is one line (``no space left on device`` and where, for a full disk)."""
+    try:
+        yield
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UserError(write_failure(path, exc)) from exc
+
+
+def write_failure(path: Path, exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full: cannot write {path} (no space left on {_mount_point(path)}); free space, or " \
+               f"choose another directory with hydra.run.dir=PATH"
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def _mount_point(path: Path) -> str:
+    folder = Path(path).resolve().parent
+    while not os.path.ismount(folder) and folder != folder.parent:
+        folder = folder.parent
+    return str(folder)
 
 
 class RunWriter:
@@ -72,29 +106,53 @@ class RunWriter:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.run_dir / "summary.json", _to_json(summary))
 
+    def update_summary(self, **fields: Any) -> None:
+        """Change some fields of summary.json, keeping the rest."""
+        path = self.run_dir / "summary.json"
+        atomic_write_text(path, _to_json({**_read_summary(path), **fields}))
+
 
 def save_model(model: torch.nn.Module, path: Path) -> None:
     """The model's state dict (tensors only: loadable with ``torch.load(weights_only=True)``), atomically."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, path)
+    save_tensors({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
 
 
-def mark_failed(run_dir: Path, error: BaseException, rank: int | None = None, status: str = "failed") -> None:
-    """Set ``status`` (failed, diverged, preempted) with the error in summary.json, keeping
-    what it already holds."""
+def save_tensors(obj: Any, path: Path, tmp: Path | None = None) -> None:
+    """``torch.save`` to ``path`` through ``tmp``, like ``atomic_write_text``. Serialized in
+    memory first and then written as bytes, so a full disk is an OSError (torch's own file
+    writer turns it into "unexpected pos ...")."""
+    tmp = tmp or path.with_name(f".{path.name}.tmp{os.getpid()}")
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with writing(path, tmp):
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def mark_failed(run_dir: Path, error: BaseException, rank: int | None = None) -> None:
+    """Record how the run ended in summary.json, keeping what it already holds: the stop's
+    own status for an expected stop (diverged, preempted, interrupted), else ``failed``."""
     path = Path(run_dir) / "summary.json"
-    try:
-        summary = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        summary = {}
+    status = getattr(error, "status", None) or ("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
     where = f"rank {rank}: " if rank is not None else ""
-    summary.update(status=status, error=f"{where}{type(error).__name__}: {error}")
+    kind = "" if getattr(error, "status", None) or isinstance(error, UserError) else f"{type(error).__name__}: "
+    summary = {**_read_summary(path), "status": status, "error": f"{where}{kind}{error}".strip()}
     try:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, _to_json(summary))
-    except OSError:
-        pass  # an unwritable run dir must not hide the original error
+    except (OSError, UserError):
+        pass  # an unwritable run dir (a full disk) must not hide the original error
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    try:
+        summary = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def _to_json(obj: Any) -> str:

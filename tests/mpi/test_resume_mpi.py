@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import mpi_env, tool
+from tests.conftest import mpi_env, replacing, tool
 from tests.mpi.test_cli_mpi import launch
 
 pytestmark = pytest.mark.mpi
@@ -48,7 +48,7 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, 
     job.wait(timeout=30)
     assert manifest.exists()
     summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
-    assert summary["status"] == "running"  # killed: never got to write its end
+    assert summary["status"] in ("running", "killed")  # never got to write its end (the watchdog says killed)
     resumed = launch(2, [*RUN, *algorithm, "hydra.run.dir=killed", "resume=true"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout
@@ -90,14 +90,15 @@ def test_resume_without_retyping_continues_with_the_runs_own_settings(tmp_path):
 
 
 def test_resume_refuses_another_world_size_or_config(tmp_path):
-    first = launch(2, [*RUN, "trainer.epochs=2", "hydra.run.dir=run"], tmp_path)
+    short = replacing(RUN, "trainer.epochs=2")
+    first = launch(2, [*short, "hydra.run.dir=run"], tmp_path)
     assert first.returncode == 0, first.stderr
-    other_n = launch(3, [*RUN, "trainer.epochs=2", "hydra.run.dir=run", "resume=true"], tmp_path)
+    other_n = launch(3, [*short, "hydra.run.dir=run", "resume=true"], tmp_path)
     assert other_n.returncode == 2 and "is from 2 nodes; this run has 3" in other_n.stderr
-    other_cfg = launch(2, [*RUN, "trainer.epochs=2", "optimizer.lr=0.5", "hydra.run.dir=run", "resume=true"], tmp_path)
+    other_cfg = launch(2, [*short, "optimizer.lr=0.5", "hydra.run.dir=run", "resume=true"], tmp_path)
     assert other_cfg.returncode == 2 and "is from a different configuration" in other_cfg.stderr
     (tmp_path / "run" / "checkpoints" / "epoch_00002" / "rank_1.pt").write_bytes(b"not a checkpoint")
-    corrupt = launch(2, [*RUN, "trainer.epochs=2", "hydra.run.dir=run", "resume=true"], tmp_path)
+    corrupt = launch(2, [*short, "hydra.run.dir=run", "resume=true"], tmp_path)
     assert corrupt.returncode != 0 and "the checkpoint is corrupt" in corrupt.stderr
     fresh = launch(2, [*RUN, "resume=true"], tmp_path)
     assert fresh.returncode == 2 and "holds no complete checkpoint" in fresh.stderr
@@ -133,7 +134,7 @@ def test_a_killed_or_diverging_rank_ends_the_job_within_30_s(tmp_path, fault):
     summary = json.loads(next((tmp_path / "outputs").rglob("summary.json")).read_text())
     if fault == "nan":
         assert summary["status"] == "diverged"
-        assert "Diverged: non-finite training loss" in result.stderr or "not finite" in result.stderr
+        assert "compoptim-run: diverged: " in result.stderr and "Traceback" not in result.stderr
     else:
         # The killed rank writes nothing; rank 0 marks the run failed if it sees the MPI error
         # before mpirun ends it (timing-dependent), else the summary stays "running".
