@@ -34,7 +34,7 @@ from compoptim.train import Trainer
 from compoptim.train.checkpoint import config_hash
 from compoptim.train.record import launch_record
 from compoptim.train.signals import STOP_SIGNALS, RunStopped
-from compoptim.train.writer import mark_failed
+from compoptim.train.writer import mark_failed, start_summary
 
 log = logging.getLogger("compoptim")
 
@@ -46,10 +46,16 @@ def run_job(cfg: DictConfig, world: MPI.Comm, command: list[str]) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     logging.raiseExceptions = False  # a full disk is said once, by the run's writer, not at every log line
     with watchdog(run_dir) if world.Get_rank() == 0 else contextlib.nullcontext():
-        return _run_job(cfg, world, command, run_dir)
+        try:
+            return _run_job(cfg, world, command, run_dir)
+        except (RunStopped, KeyboardInterrupt) as exc:  # a Ctrl-C between the steps below: this rank ends the job
+            mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None)
+            fail(world, exc)
 
 
 def _run_job(cfg: DictConfig, world: MPI.Comm, command: list[str], run_dir: Path) -> float:
+    if world.Get_rank() == 0:
+        start_summary(run_dir)  # from now on the run's status says how it ended, a kill in setup included
     cfg = to_plain(cfg)  # the boundary: plain values from here down
     snapshot.check()  # the schemas Hydra composed with are the factories' own
     if cfg["backend"]["name"] == "local" and world.Get_size() == 1:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from compoptim.errors import UserError
+from compoptim.train.record import timestamp
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -130,6 +131,15 @@ def save_tensors(obj: Any, path: Path, tmp: Path | None = None) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+def start_summary(run_dir: Path) -> None:
+    """A new run's first summary.json, ``running``, before anything is built (a resumed run
+    keeps the one it has until its Trainer writes the next)."""
+    path = Path(run_dir) / "summary.json"
+    if not path.exists():
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, _to_json({"status": "running", "started_at": timestamp()}))
 
 
 def mark_failed(run_dir: Path, error: BaseException, rank: int | None = None) -> None:

@@ -1,6 +1,6 @@
 """Reliability under real mpirun: SIGKILL mid-training then resume gives bit-identical
-metrics; one rank raising, killed, or producing NaN ends the job within 30 s; SIGTERM
-checkpoints and stops cleanly."""
+metrics; SIGTERM checkpoints and stops cleanly; a stuck neighbour is named. (Every fault
+on every phase: test_fault_matrix.py.)"""
 
 from __future__ import annotations
 
@@ -104,41 +104,7 @@ def test_resume_refuses_another_world_size_or_config(tmp_path):
     assert fresh.returncode == 2 and "holds no complete checkpoint" in fresh.stderr
 
 
-FAULT = """
-import os, signal
-from mpi4py import MPI
-from compoptim.optim.decentralized import Decentralized as RuleOptimizer
-_step = RuleOptimizer.step
-def step(self, closure=None):
-    if MPI.COMM_WORLD.Get_rank() == 1 and self.t == 5:
-        if "{fault}" == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        if "{fault}" == "nan":
-            self.flat.grads.fill_(float("nan"))
-            self.flat.params.fill_(float("nan"))
-    _step(self, closure)
-RuleOptimizer.step = step
-from compoptim.cli.run import main
-main()
-"""
-
-
-@pytest.mark.parametrize("fault", ["kill", "nan"])
-def test_a_killed_or_diverging_rank_ends_the_job_within_30_s(tmp_path, fault):
-    script = tmp_path / "fault.py"
-    script.write_text(FAULT.format(fault=fault))
-    begin = time.monotonic()
-    result = launch(3, ["trainer.epochs=50", "model=mlp", "model.hidden=[16]"], tmp_path,
-                    program=[sys.executable, str(script)])
-    assert result.returncode != 0 and time.monotonic() - begin < 30
-    summary = json.loads(next((tmp_path / "outputs").rglob("summary.json")).read_text())
-    if fault == "nan":
-        assert summary["status"] == "diverged"
-        assert "compoptim-run: diverged: " in result.stderr and "Traceback" not in result.stderr
-    else:
-        # The killed rank writes nothing; rank 0 marks the run failed if it sees the MPI error
-        # before mpirun ends it (timing-dependent), else the summary stays "running".
-        assert summary["status"] in ("failed", "running")
+# A killed, raising, diverging or stuck rank: tests/mpi/test_fault_matrix.py.
 
 
 def test_sigterm_checkpoints_at_the_epoch_end_and_stops(tmp_path):
@@ -155,7 +121,7 @@ def test_sigterm_checkpoints_at_the_epoch_end_and_stops(tmp_path):
     assert summary["status"] == "preempted"
     assert list((tmp_path / "run" / "checkpoints").glob("*/manifest.json"))
     resumed = launch(2, ["trainer.epochs=200", "trainer.threads=1", "model=mlp", "model.hidden=[16]",
-                         "hydra.run.dir=run", "resume=true", "trainer.epochs=200"], tmp_path)
+                         "hydra.run.dir=run", "resume=true"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
 
 
@@ -181,4 +147,5 @@ def test_a_stuck_neighbour_is_an_error_with_a_timeout(tmp_path):
     result = launch(3, ["model=mlp", "model.hidden=[16]", "backend.timeout_s=2"], tmp_path,
                     program=[sys.executable, str(script)])
     assert result.returncode != 0 and time.monotonic() - begin < 30
-    assert "TimeoutError: no exchange with neighbour rank(s) 2 within backend.timeout_s=2 s" in result.stderr
+    assert "no exchange with neighbour rank(s) 2 within backend.timeout_s=2 s: a rank is stuck or gone" in result.stderr
+    assert "Traceback" not in result.stderr
