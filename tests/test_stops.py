@@ -187,3 +187,14 @@ def test_a_run_on_a_full_disk_is_one_line_and_keeps_its_files(tmp_path):
         assert (disk / "run" / "metrics.csv").read_text().endswith("\n")  # whole rows only
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_sweep_runs_every_job_and_ends_with_one_line_naming_those_that_did_not_finish(tmp_path):
+    """Before: the first diverged job ended the whole sweep (and later ones never ran)."""
+    done = subprocess.run([tool("compoptim-run"), "-m", *TINY, "trainer.epochs=1", "optimizer.lr=1e30,0.05",
+                           "hydra.sweep.dir=sweep"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("compoptim-run: error: 1 of 2 jobs did not finish: job 0 (") and "diverged: " in last
+    assert "Traceback" not in done.stderr
+    assert [summary(tmp_path / "sweep" / str(k))["status"] for k in (0, 1)] == ["diverged", "finished"]

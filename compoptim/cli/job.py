@@ -22,7 +22,15 @@ from omegaconf import DictConfig
 
 from compoptim.cli.local_run import run_local_job
 from compoptim.cli.watchdog import watchdog
-from compoptim.cli.world import AgreedExit, fail, node_local, resolve_device, set_threads, wait_for_all
+from compoptim.cli.world import (
+    AgreedExit,
+    JobNotFinished,
+    fail,
+    node_local,
+    resolve_device,
+    set_threads,
+    wait_for_all,
+)
 from compoptim.comm import BACKENDS
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.config import snapshot
@@ -33,7 +41,7 @@ from compoptim.topology import build_topology
 from compoptim.train import Trainer
 from compoptim.train.checkpoint import config_hash
 from compoptim.train.record import launch_record
-from compoptim.train.signals import STOP_SIGNALS, RunStopped
+from compoptim.train.signals import STOP_SIGNALS, Interrupted, RunStopped
 from compoptim.train.writer import mark_failed, start_summary
 
 log = logging.getLogger("compoptim")
@@ -51,6 +59,21 @@ def run_job(cfg: DictConfig, world: MPI.Comm, command: list[str]) -> float:
         except (RunStopped, KeyboardInterrupt) as exc:  # a Ctrl-C between the steps below: this rank ends the job
             mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None)
             fail(world, exc)
+        except AgreedExit as exc:
+            # In a sweep, a job that diverged, was refused or failed alike on every rank is
+            # one job lost, not the sweep: the next job runs (a Ctrl-C still ends the sweep).
+            if HydraConfig.get().mode == RunMode.MULTIRUN and exc.code != Interrupted.exit_code:
+                raise JobNotFinished(_ending(run_dir, exc.code)) from None
+            raise
+
+
+def _ending(run_dir: Path, code: object) -> str:
+    """``status: error`` of a run that did not finish, from its summary.json."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        return f"{summary['status']}: {summary.get('error')}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"exit code {code}"
 
 
 def _run_job(cfg: DictConfig, world: MPI.Comm, command: list[str], run_dir: Path) -> float:

@@ -103,8 +103,9 @@ def _main(world: MPI.Comm) -> None:
             raise AgreedExit(2)
         if args.multirun and rank == 0 and output_dir is not None:
             print(f"sweep directory: {output_dir}", flush=True)
-    # Under mpirun, a sweep's shared files come from rank 0 only (unless another sweeper is chosen).
-    sweeper = ["hydra/sweeper=rank_zero"] if args.multirun and world.Get_size() > 1 and not any(
+    # A sweep runs every job even when some do not finish, and under mpirun its shared files
+    # come from rank 0 only (unless another sweeper is chosen).
+    sweeper = ["hydra/sweeper=rank_zero"] if args.multirun and not any(
         a.startswith("hydra/sweeper=") for a in argv) else []
     sys.argv = [sys.argv[0], *argv, *sweeper, *(_WORKER_OVERRIDES if rank else [])]
     _hydra_entry()

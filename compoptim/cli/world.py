@@ -32,6 +32,11 @@ class AgreedExit(SystemExit):
     """Every rank reached the same verdict and exits alike, so no abort is needed."""
 
 
+class JobNotFinished(Exception):
+    """A sweep's job that ended without finishing (its one line already printed): Hydra
+    records the job as failed and the sweep goes on to the next job."""
+
+
 def check_launcher(comm: MPI.Comm) -> None:
     """Refuse a launcher from another MPI library, which would start n separate 1-rank runs."""
     if comm.Get_size() > 1:
