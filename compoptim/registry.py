@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from compoptim.errors import UserError, unknown_choice
+from compoptim.errors import UserError, check_number, unknown_choice
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Registry(Mapping[str, Entry]):
     def build(self, cfg: Mapping[str, Any], *context: Any) -> Any:
         """``factory(*context, **settings)`` for the entry ``cfg['name']``; an unknown name or
         setting is one line listing what is allowed."""
-        settings = to_plain(cfg)
+        settings = to_plain(cfg, self.group)
         entry = self[settings.pop("name", None)]
         allowed = entry.settings()
         unknown = sorted(set(settings) - set(allowed))
@@ -131,16 +131,22 @@ def specialize(factory: Callable[..., Any], name: str, doc: str | None = None, f
     return build
 
 
-def to_plain(value: Any) -> Any:
+def to_plain(value: Any, key: str = "") -> Any:
     """Plain Python values of a config (mappings -> dict, sequences -> list, enums -> their
-    value), so no layer below the CLI sees a DictConfig or an Enum."""
+    value), so no layer below the CLI sees a DictConfig or an Enum; and every number in it
+    one that the layers can hold (``check_number``: finite floats within float32, ints
+    within int64), else a UserError naming its full key (``key``: where ``value`` sits).
+
+    The one place this is checked: every entry point converts its config here (the CLI's
+    command-line check, ``compoptim.run``, ``run_job``, ``Trainer``, ``build_node``), and so
+    does ``Registry.build``. A setting's own range is its factory's to check."""
     if isinstance(value, Mapping):
-        return {str(k): to_plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)) or (isinstance(value, Sequence) and not isinstance(value, (str, bytes))):
-        return [to_plain(v) for v in value]
+        return [to_plain(v, f"{key}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, Enum):
         return value.value
-    return value
+    return check_number(key or "a setting", value)
 
 
 def resolved_hints(factory: Callable[..., Any]) -> dict[str, Any]:

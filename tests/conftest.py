@@ -20,6 +20,13 @@ def compose_config(*overrides: str) -> DictConfig:
     return config.compose_config(overrides, stamp="test")
 
 
+def replacing(overrides: list[str], *new: str) -> list[str]:
+    """``overrides`` with each of ``new`` instead of the override of its key (compoptim-run
+    refuses a key given twice)."""
+    keys = {o.split("=", 1)[0] for o in new}
+    return [o for o in overrides if o.split("=", 1)[0] not in keys] + list(new)
+
+
 def tool(name: str) -> str:
     """A console script or MPI launcher from this environment (the venv pip installed into)."""
     path = BIN / name

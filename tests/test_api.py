@@ -10,7 +10,7 @@ import pytest
 
 import compoptim
 from compoptim.errors import UserError
-from tests.conftest import tool
+from tests.conftest import replacing, tool
 
 TINY = ["model=mlp", "model.hidden=[8]", "trainer.epochs=1", "backend.nodes=2"]
 
@@ -59,10 +59,11 @@ def test_a_bad_override_is_the_cli_message_as_a_user_error(in_tmp, no_exit, over
 
 @pytest.mark.slow
 def test_a_bad_value_fails_the_run_and_raises_where_the_cli_exits_2(tmp_path, no_exit):
+    no_nodes = replacing(TINY, "backend.nodes=0")
     with pytest.raises(UserError, match=r"^backend.nodes must be >= 1") as err:
-        compoptim.run([*TINY, "backend.nodes=0"], run_dir=tmp_path / "api")
+        compoptim.run(no_nodes, run_dir=tmp_path / "api")
     assert json.loads((tmp_path / "api" / "summary.json").read_text())["status"] == "failed"
-    cli = subprocess.run([tool("compoptim-run"), "backend=local", *TINY, "backend.nodes=0", "hydra.run.dir=cli"],
+    cli = subprocess.run([tool("compoptim-run"), "backend=local", *no_nodes, "hydra.run.dir=cli"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert cli.returncode == 2
     assert cli.stderr.strip().splitlines()[-1] == f"compoptim-run: error: {err.value}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compoptim.errors import check_range
 from compoptim.registry import Registry
 
 
@@ -15,11 +16,15 @@ class MPIBackend:
     ``cuda_aware``: whether the MPI library reads GPU memory; None asks the library
     (``MPIX_Query_cuda_support``), false stages GPU messages through pinned host buffers.
     ``timeout_s``: seconds a neighbour may be silent in one exchange before the run fails
-    (a stuck or dead rank); None waits as long as it takes.
+    (a stuck or dead rank), > 0; None waits as long as it takes.
     """
 
     cuda_aware: bool | None = None
     timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout_s is not None:
+            check_range("backend.timeout_s", self.timeout_s, 0.0, low_open=True)
 
 
 @dataclass(frozen=True)

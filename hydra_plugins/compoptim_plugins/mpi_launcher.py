@@ -15,6 +15,7 @@ averaged-model test accuracy (from summary.json), which sweepers such as Optuna 
 import json
 import logging
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +27,8 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig
+
+from compoptim.errors import UserError, check_range
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,20 @@ class MPILauncherConf:
     timeout_s: float | None = None  # per job; None: no limit
 
 
+def check_settings(nprocs: int, mpirun: str, program: str, max_parallel: int, timeout_s: float | None) -> None:
+    """A UserError naming the first hydra.launcher setting no job could run with: checked by
+    compoptim-run's command-line check before the sweep starts, and by the launcher itself."""
+    for key, value in (("nprocs", nprocs), ("max_parallel", max_parallel)):
+        if value < 1:
+            raise UserError(f"hydra.launcher.{key} must be >= 1; got {value}")
+    if timeout_s is not None:
+        check_range("hydra.launcher.timeout_s", timeout_s, 0.0, low_open=True)
+    for key, path in (("mpirun", mpirun), ("program", program)):
+        if shutil.which(path) is None:
+            raise UserError(f"hydra.launcher.{key}={path} is not an executable program (a path, or a name on "
+                            f"PATH); set hydra.launcher.{key}=PATH")
+
+
 class JobFailed(SystemExit):
     """Raised when a failed job's return value is read (what Hydra's sweepers do): ends the
     sweep with exit code 1 and one line listing every failed job of the batch (a SystemExit,
@@ -51,8 +68,7 @@ class MPILauncher(Launcher):
     def __init__(self, nprocs: int = 4, mpirun: str = "mpirun", mpirun_args: Sequence[str] = (),
                  program: str = "compoptim-run", max_parallel: int = 1, timeout_s: float | None = None) -> None:
         super().__init__()
-        if nprocs < 1 or max_parallel < 1:
-            raise ValueError("hydra.launcher.nprocs and hydra.launcher.max_parallel must be >= 1")
+        check_settings(nprocs, mpirun, program, max_parallel, timeout_s)
         self.nprocs, self.mpirun, self.mpirun_args = nprocs, mpirun, list(mpirun_args)
         self.program, self.max_parallel, self.timeout_s = program, max_parallel, timeout_s
         self.config: DictConfig | None = None

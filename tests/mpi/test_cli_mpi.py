@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from compoptim.optim import ALGORITHMS
-from tests.conftest import mpi_env, tool
+from tests.conftest import mpi_env, replacing, tool
 
 pytestmark = pytest.mark.mpi
 
@@ -126,7 +126,7 @@ def test_exception_on_one_rank_ends_the_job_promptly(tmp_path, failing_rank):
     script = tmp_path / "fault.py"
     script.write_text(FAULT_SCRIPT.format(rank=failing_rank))
     start = time.monotonic()
-    result = launch(3, [*FAST, "trainer.epochs=50"], tmp_path, program=[sys.executable, str(script)])
+    result = launch(3, replacing(FAST, "trainer.epochs=50"), tmp_path, program=[sys.executable, str(script)])
     elapsed = time.monotonic() - start
     assert result.returncode != 0
     assert elapsed < 60
@@ -236,7 +236,7 @@ def test_compressed_gossip_under_mpi_counts_the_wire_bytes(tmp_path, compressor,
 
 
 def test_overlap_under_mpi_gives_the_same_metrics(tmp_path):
-    args = [*FAST, "trainer.epochs=2", "trainer.threads=1"]
+    args = [*replacing(FAST, "trainer.epochs=2"), "trainer.threads=1"]
     plain = launch(3, [*args, "optimizer.overlap=false", "hydra.run.dir=plain"], tmp_path)
     overlapped = launch(3, [*args, "optimizer.overlap=true", "hydra.run.dir=overlap"], tmp_path)
     assert plain.returncode == 0 and overlapped.returncode == 0, overlapped.stderr
