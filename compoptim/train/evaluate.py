@@ -1,7 +1,15 @@
 """Evaluation of the averaged model, the local models, and the consensus distance.
 
 All figures are global: x_bar is the true average over all n nodes (an all-reduce, counted
-as metric traffic), never a neighbourhood mean.
+as metric traffic), never a neighbourhood mean. x_bar and the distances to it are
+accumulated in float64 (in float32, equal models would show a consensus distance of
+~1e-13, never 0).
+
+The decentralized objective is f(x) = (1/n) sum_i f_i(x), f_i the mean loss over node i's
+training shard (nodes without data left out of the mean). ``train_objective`` is f(x_bar)
+and ``grad_norm_sq`` is ||grad f(x_bar)||^2, the stationarity measure of nonconvex
+decentralized papers: each node scores its own shard with x_bar in evaluation mode, and the
+losses and gradients are averaged over the nodes.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ class Evaluation:
     local_test_acc_min: float
     local_test_acc_max: float
     consensus_distance: float
+    train_objective: float  # f(x_bar) on the training shards
+    grad_norm_sq: float  # ||grad f(x_bar)||^2
     node_test_acc: float  # this node's own model
     node_distance: float  # this node's ||x_i - x_bar||^2
 
@@ -40,13 +50,20 @@ class Evaluator:
 
     def __init__(self, model: nn.Module, flat: FlatParameters, averaged_model: nn.Module,
                  x_test: torch.Tensor, y_test: torch.Tensor, comm: Communicator, task: str = "classification",
-                 average_buffers_into_local: bool = True) -> None:
+                 average_buffers_into_local: bool = True, x_train: torch.Tensor | None = None,
+                 y_train: torch.Tensor | None = None) -> None:
+        """``x_train``, ``y_train``: this node's training shard, for f(x_bar) and its gradient
+        (None: not measured, NaN)."""
         self.model, self.flat, self.comm, self.task = model, flat, comm, task
         self.average_buffers_into_local = average_buffers_into_local
         self.buffers = [b for b in model.buffers() if b.is_floating_point()]
         self.averaged_buffers = [b for b in averaged_model.buffers() if b.is_floating_point()]
         self.averaged_model = averaged_model
-        self.averaged = FlatParameters(averaged_model, grads=False)
+        self.averaged = FlatParameters(averaged_model, grads=x_train is not None)
+        self.x_train, self.y_train = x_train, y_train
+        # float64 x_bar and x_i - x_bar, kept from one evaluation to the next
+        self._x_bar64 = torch.zeros(flat.numel, dtype=torch.float64, device=flat.params.device)
+        self._diff64 = torch.zeros_like(self._x_bar64)
         self.x_test, self.y_test = x_test, y_test
         # The averaged model is the same on every node, so each node scores one slice of
         # the test set and the sums are reduced.
@@ -55,9 +72,10 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self) -> Evaluation:
-        x_bar = self.averaged.params
-        x_bar.copy_(self.flat.params)
-        self.comm.allreduce_(x_bar, "mean")
+        x_bar64, diff = self._x_bar64, self._diff64
+        x_bar64.copy_(self.flat.params)
+        self.comm.allreduce_(x_bar64, "mean")
+        self.averaged.params.copy_(x_bar64)  # the averaged model in the model's own dtype
         if self.buffers:
             mean = torch.cat([b.reshape(-1) for b in self.buffers]).to(torch.float64)
             self.comm.allreduce_(mean, "mean")
@@ -68,7 +86,10 @@ class Evaluator:
                     b.copy_(mean[offset : offset + b.numel()].view_as(b))
                     offset += b.numel()
         dev = self.flat.params.device
-        consensus = torch.sum((self.flat.params - x_bar) ** 2).to(torch.float64).reshape(1)
+        diff.copy_(self.flat.params)
+        diff.sub_(x_bar64)
+        consensus = torch.dot(diff, diff).reshape(1)
+        objective, grad_norm_sq = self._objective()
 
         avg_loss, avg_correct = _score(self.averaged_model, self.x_test[self.slice], self.y_test[self.slice],
                                        self.task)
@@ -91,9 +112,41 @@ class Evaluator:
             local_test_acc_min=low.item(),
             local_test_acc_max=high.item(),
             consensus_distance=sums[3].item() / n,
+            train_objective=objective,
+            grad_norm_sq=grad_norm_sq,
             node_test_acc=local_acc,
             node_distance=consensus.item(),
         )
+
+
+    def _objective(self) -> tuple[float, float]:
+        """(f(x_bar), ||grad f(x_bar)||^2): every node's shard loss and gradient at x_bar,
+        averaged over the nodes that hold data (one model-sized reduction)."""
+        if self.x_train is None:
+            return float("nan"), float("nan")
+        model, params = self.averaged_model, self.averaged
+        was_training = model.training
+        model.eval()
+        params.zero_grad()
+        count = len(self.y_train) * (self.y_train[0].numel() if len(self.y_train) else 1)
+        loss_sum = 0.0
+        with torch.enable_grad():
+            for start in range(0, len(self.y_train), _EVAL_BATCH):
+                x, y = self.x_train[start : start + _EVAL_BATCH], self.y_train[start : start + _EVAL_BATCH]
+                loss = task_loss(self.task, model(x), y, reduction="sum")
+                (loss / count).backward()  # accumulates grad f_i(x_bar), the mean over the shard
+                loss_sum += loss.item()
+        model.train(was_training)
+        holds_data = 1.0 if count else 0.0
+        grad = params.grads.to(torch.float64)
+        totals = torch.cat([grad, torch.tensor([loss_sum / max(count, 1), holds_data], dtype=torch.float64,
+                                               device=grad.device)])
+        self.comm.allreduce_(totals, "sum")
+        nodes = totals[-1].item()
+        if nodes == 0:
+            return float("nan"), float("nan")
+        grad_f = totals[:-2] / nodes
+        return totals[-2].item() / nodes, torch.dot(grad_f, grad_f).item()
 
 
 def _score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str) -> tuple[float, float]:

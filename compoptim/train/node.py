@@ -104,7 +104,8 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
     schedule = LRSchedule(t["lr_schedule"], len(loader), t["epochs"], t["warmup_epochs"], t["lr_milestones"],
                           t["lr_decay"])
     evaluator = Evaluator(model, flat, make_model(), data.x_test.to(device), data.y_test.to(device), comm,
-                          task=data.task, average_buffers_into_local=model.bn_stats == "averaged")
+                          task=data.task, average_buffers_into_local=model.bn_stats == "averaged",
+                          x_train=loader.x, y_train=loader.y)
     return Node(comm=comm, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
                 label_histogram=label_histogram(strata, shards, int(strata.max()) + 1),

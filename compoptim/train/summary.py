@@ -26,6 +26,8 @@ def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_para
         "best_epoch": best["epoch"],
         "local_test_acc_mean": last["local_test_acc_mean"],
         "consensus_distance": last["consensus_distance"],
+        "train_objective": last["train_objective"],
+        "grad_norm_sq": last["grad_norm_sq"],
         "compression_error": last["compression_error"],
         "bytes_sent_per_node": last["bytes_sent_per_node"],
         "bytes_received_per_node": last["bytes_received_per_node"],

@@ -267,6 +267,8 @@ class Trainer:
             "local_test_acc_min": ev.local_test_acc_min,
             "local_test_acc_max": ev.local_test_acc_max,
             "consensus_distance": ev.consensus_distance,
+            "train_objective": ev.train_objective,
+            "grad_norm_sq": ev.grad_norm_sq,
             "bytes_sent_per_node": counters[0].item(),
             "bytes_received_per_node": counters[1].item(),
             "bytes_sent_max_node": most[0].item(),

@@ -96,7 +96,10 @@ class RunWriter:
         # The whole file is rewritten each time: evaluations are few, and a reader never
         # sees a half-written row.
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        # every column any row has, in the order they first appear (rows restored from an older
+        # checkpoint may lack a newer column: empty there)
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.run_dir / name, buf.getvalue())
