@@ -350,3 +350,17 @@ def test_page_has_the_experiment_and_links_each_runs_files(tmp_path, capsys):
                                  "compressor=topk, optimizer=sgd; seed 1")
     assert "compressor=topk, optimizer=sgd; seed 1" in fig.axes[0].get_title()
     assert (root / "report" / "partition-label-n2.png").exists()
+
+
+def test_a_step_size_that_changes_with_the_optimizer_stays_in_the_labels(tmp_path):
+    """sgd at lr 0.1 and adam at lr 0.001: the lr is constant within each optimizer, but the
+    algorithms did not run at the same step, so the label says so; adam's betas (which sgd's
+    runs do not have) stay implied by the option."""
+    from compoptim.report.grouping import group_runs
+
+    for k, (opt, lr) in enumerate([("sgd", 0.1), ("adam", 0.001)]):
+        write_run(tmp_path / "s" / str(k), opt, lr=lr)
+    runs = load_runs([tmp_path / "s"])
+    assert varying_keys(runs) == ["optimizer.lr", "optimizer.name"]
+    labels = sorted(g.label for g in group_runs(runs, varying_keys(runs)))
+    assert labels == ["optimizer.lr=0.001, optimizer=adam", "optimizer.lr=0.1, optimizer=sgd"]

@@ -101,10 +101,13 @@ def varying_keys(runs: list[Run]) -> list[str]:
     """Config keys whose values differ between runs: the grouping dimensions.
 
     The seed is excluded (it is averaged over), and so is a setting that only differs
-    because its group's option differs (optimizer.betas when optimizer.name is sgd for some
-    runs and adam for others): a key under a group whose ``name`` varies is kept only if it
-    also varies among runs of the same option. Groups nest (dataset.partition.alpha belongs
-    to dataset.partition); the innermost group whose name varies decides.
+    because its group's option differs (optimizer.betas, which only adam's runs have, when
+    optimizer.name is sgd for some runs and adam for others): a key under a group whose
+    ``name`` varies is kept only if the runs that have it disagree on it. So a step size
+    that changes together with the optimizer (sgd at lr 0.1, adam at 0.001) stays in the
+    labels: the algorithms did not run at the same step. Groups nest
+    (dataset.partition.alpha belongs to dataset.partition); the innermost group whose name
+    varies decides.
     """
     keys = sorted({k for r in runs for k in r.config})
     candidates = [k for k in keys if k != "seed" and not k.startswith(NOT_DIMENSIONS)
@@ -113,12 +116,8 @@ def varying_keys(runs: list[Run]) -> list[str]:
     dimensions = []
     for key in candidates:
         group = owner(key, groups)
-        if group is not None:
-            options: dict[Any, set[str]] = {}
-            for r in runs:
-                options.setdefault(r.config.get(f"{group}.name"), set()).add(repr(r.config.get(key)))
-            if all(len(values) == 1 for values in options.values()):
-                continue
+        if group is not None and len({repr(r.config[key]) for r in runs if key in r.config}) == 1:
+            continue  # only some options have it, all at one value: the option says it
         dimensions.append(key)
     return dimensions
 
