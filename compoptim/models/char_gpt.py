@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compoptim.errors import UserError
+from compoptim.errors import UserError, check_range
 from compoptim.models.base import Model
 
 
@@ -45,8 +45,12 @@ class CharGPT(Model):
         super().__init__()
         if len(input_shape) != 1:
             raise UserError(f"char_gpt needs character sequences (dataset=shakespeare); got inputs {input_shape}")
+        for key, value, low in (("layers", layers, 0), ("heads", heads, 1), ("width", width, 1)):
+            if value < low:
+                raise UserError(f"model.{key} must be >= {low}; got {value}")
         if width % heads:
             raise UserError(f"model.width ({width}) must be a multiple of model.heads ({heads})")
+        check_range("model.dropout", dropout, 0.0, 1.0)
         context = input_shape[0]
         self.tokens = nn.Embedding(num_classes, width)
         self.positions = nn.Embedding(context, width)

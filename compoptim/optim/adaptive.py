@@ -11,6 +11,7 @@ from compoptim.errors import check_range
 from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.gossip import ChocoGossip, ExactGossip, Gossip
+from compoptim.optim.rules import check_betas
 
 
 class DecentralizedAdaptive(DecentralizedOptimizer):
@@ -34,8 +35,7 @@ class DecentralizedAdaptive(DecentralizedOptimizer):
                  kind: str, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-6, gamma: float = 0.05) -> None:
         super().__init__(flat, comm, compressors, lr)
         self.kind = kind
-        self.beta1 = check_range("optimizer.betas[0]", betas[0], 0.0, 1.0)
-        self.beta2 = check_range("optimizer.betas[1]", betas[1], 0.0, 1.0)
+        self.beta1, self.beta2 = check_betas(betas, 2)
         self.eps = check_range("optimizer.eps", eps, 0.0, low_open=True)
         gamma = check_range("optimizer.gamma", gamma, 0.0, 1.0, low_open=True, high_open=False)
         x = flat.params

@@ -19,6 +19,14 @@ from compoptim.errors import UserError, check_range
 from compoptim.registry import Registry, specialize
 
 
+def check_betas(betas: Any, count: int) -> tuple[float, ...]:
+    """``optimizer.betas`` as ``count`` floats, each >= 0 and < 1; else one line saying so."""
+    if len(betas) != count:
+        names = ", ".join(f"beta{i + 1}" for i in range(count))
+        raise UserError(f"optimizer.betas must be {('two', 'three')[count - 2]} numbers [{names}]; got {list(betas)}")
+    return tuple(check_range(f"optimizer.betas[{i}]", b, 0.0, 1.0) for i, b in enumerate(betas))
+
+
 class LocalRule(ABC):
     """``step(x, g, lr)`` returns (direction, scale), Δ = scale * direction; ``t`` counts steps.
 
@@ -98,13 +106,9 @@ class Adam(LocalRule):
     def __init__(self, like: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, decoupled: bool = False, amsgrad: bool = False) -> None:
         super().__init__(like)
-        if len(betas) != 2:
-            raise UserError(f"optimizer.betas must be two numbers [beta1, beta2]; got {list(betas)}")
-        check_range("optimizer.betas[0]", betas[0], 0.0, 1.0)
-        check_range("optimizer.betas[1]", betas[1], 0.0, 1.0)
+        self.beta1, self.beta2 = check_betas(betas, 2)
         check_range("optimizer.eps", eps, 0.0, low_open=True)
         check_range("optimizer.weight_decay", weight_decay, 0.0)
-        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps, self.weight_decay, self.decoupled, self.amsgrad = eps, weight_decay, decoupled, amsgrad
         self.m = torch.zeros_like(like)
         self.v = torch.zeros_like(like)
@@ -185,10 +189,8 @@ class DamscoRule(LocalRule):
 
     def __init__(self, like: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(like)
-        check_range("optimizer.betas[0]", betas[0], 0.0, 1.0)
-        check_range("optimizer.betas[1]", betas[1], 0.0, 1.0)
-        check_range("optimizer.eps", eps, 0.0, low_open=True)
-        self.beta1, self.beta2, self.eps = float(betas[0]), float(betas[1]), eps
+        self.beta1, self.beta2 = check_betas(betas, 2)
+        self.eps = check_range("optimizer.eps", eps, 0.0, low_open=True)
         self.m = torch.zeros_like(like)
         self.u = torch.zeros_like(like)
         self.u_hat = torch.zeros_like(like)
@@ -216,13 +218,8 @@ class DadamRule(LocalRule):
     def __init__(self, like: torch.Tensor, betas: tuple[float, float, float] = (0.9, 0.999, 0.9),
                  eps: float = 1e-8) -> None:
         super().__init__(like)
-        if len(betas) != 3:
-            raise UserError(f"optimizer.betas must be three numbers [beta1, beta2, beta3] for dadam; got {list(betas)}")
-        for i, b in enumerate(betas):
-            check_range(f"optimizer.betas[{i}]", b, 0.0, 1.0)
-        check_range("optimizer.eps", eps, 0.0, low_open=True)
-        self.beta1, self.beta2, self.beta3 = (float(b) for b in betas)
-        self.eps = eps
+        self.beta1, self.beta2, self.beta3 = check_betas(betas, 3)
+        self.eps = check_range("optimizer.eps", eps, 0.0, low_open=True)
         self.m = torch.zeros_like(like)
         self.v = torch.zeros_like(like)
         self.v_hat = torch.zeros_like(like)

@@ -7,6 +7,7 @@ settings. Every graph builder takes the weight rule (``weights``, one of
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,4 +132,9 @@ def build_topology(cfg: Mapping[str, Any], n: int) -> Topology:
 def _check_n(name: str, n: int) -> None:
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise UserError(f"topology {name} needs n >= 1 nodes; got n={n}")
+    # Each mixing matrix is a dense n x n float64 array: refused here rather than by numpy's traceback.
+    matrix, memory = 8 * n * n, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if matrix > memory:
+        raise UserError(f"topology {name} over n={n} nodes needs {n}x{n} mixing matrices ({matrix / 2**30:,.0f} GiB "
+                        f"each), more than this machine's memory ({memory / 2**30:,.1f} GiB)")
 

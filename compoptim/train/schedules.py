@@ -31,6 +31,9 @@ class LRSchedule:
             raise UserError(f"trainer.lr_decay must be > 0; got {decay:g}")
         if kind == "step" and not milestones:
             raise UserError("trainer.lr_schedule=step needs trainer.lr_milestones (epochs), e.g. [10,20]")
+        if any(m < 1 for m in milestones):
+            raise UserError(f"trainer.lr_milestones must be epochs >= 1 (after which lr *= lr_decay); "
+                            f"got {list(milestones)}")
         self.kind, self.steps_per_epoch = kind, steps_per_epoch
         self.total = steps_per_epoch * epochs
         self.warmup = round(warmup_epochs * steps_per_epoch)
