@@ -102,6 +102,8 @@ def register_schemas() -> None:
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     cs = ConfigStore.instance()
+    if "run_schema.yaml" in cs.repo:  # stored already in this process: every composition calls this
+        return
     cs.store(name="run_schema", node=RunConfig)
     for group, options in snapshot.load().items():
         with_yaml = set(yaml_options(group))
