@@ -1,4 +1,4 @@
-"""The cores this process may run on, and each rank's share of them."""
+"""The machine: the cores this process may run on and each rank's share of them, and its memory."""
 
 from __future__ import annotations
 
@@ -27,3 +27,17 @@ def default_threads(local_size: int) -> int:
     if allowed < total:
         return max(1, allowed)
     return max(1, allowed // max(1, local_size))
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_shortfall(nbytes: float) -> str | None:
+    """``"(X GiB), more than this machine's memory (Y GiB)"`` if ``nbytes`` cannot fit, else None:
+    the end of a one-line refusal, instead of the allocator's traceback or the OOM killer."""
+    memory = machine_memory()
+    if nbytes <= memory:
+        return None
+    return f"({nbytes / 2**30:,.1f} GiB), more than this machine's memory ({memory / 2**30:,.1f} GiB)"

@@ -63,14 +63,8 @@ FIXED = {("dataset", "download")}
 # Ints whose valid large values only mean more time (epochs to train, blocks to build): drawn
 # small or beyond int64 here, never in between.
 WORK = {"trainer.epochs", "model.layers"}
-# Values that fail with a traceback in code other workers own (compoptim/data/, cli/world.py,
-# train/record.py): drawn only below their trouble here, each case kept as an expected
-# failure in test_known_failures_outside_the_factories_checked_here.
-KNOWN_HUGE = {"trainer.threads", "dataset.samples", "dataset.features", "dataset.classes", "dataset.groups",
-              "dataset.image_shape", "dataset.context"}
-KNOWN_TINY = {"dataset.test_fraction"}
 INT_EDGES = [1, 0, -1, 2, 3, 2**63, -(2**63) - 1, 10**23]
-INT_HUGE = [2**31, 2**63 - 1]  # valid int64: a clean refusal or a run, except for WORK and KNOWN_HUGE
+INT_HUGE = [2**31, 2**63 - 1]  # valid int64: a clean refusal or a run, except for WORK
 TINY = 1e-44  # a float32 subnormal: held, and as good as 0 for a fraction
 FLOAT_EDGES = [0.5, 0.0, -1.0, 1.0, 2.0, 1e-50, TINY, 1e30, 3.5e38, 1e39, -1e39, 1e308, math.inf, -math.inf,
                math.nan]
@@ -121,8 +115,8 @@ def values(kind: str, key: str) -> st.SearchStrategy[Any]:
         return st.none() | values(kind[len("Optional["):-1], key)
     if kind.startswith("list["):
         return st.lists(values(kind[len("list["):-1], key), max_size=3)
-    edges = {"int": INT_EDGES if key in WORK | KNOWN_HUGE else INT_EDGES + INT_HUGE,
-             "float": [f for f in FLOAT_EDGES if key not in KNOWN_TINY or f != TINY] + INT_EDGES,
+    edges = {"int": INT_EDGES if key in WORK else INT_EDGES + INT_HUGE,
+             "float": FLOAT_EDGES + INT_EDGES,
              "bool": [True, False], "str": STR_EDGES}[kind]
     return st.sampled_from([*edges, "abc"])  # and the wrong type: a composition error (a plain string for str)
 
@@ -236,8 +230,8 @@ def test_settings_that_once_ended_in_a_traceback_are_refused_in_one_line(change,
     assert run_outcome({**BASE, **change}) == "refused"
 
 
-# (change, the file that fails): tracebacks in code other workers own.
-KNOWN_FAILURES = [
+# (change, the file that crashed): tracebacks the property test found outside the factories, now refusals.
+ONCE_CRASHED = [
     ({"trainer.threads": str(2**31)}, "cli/world.py set_threads"),
     ({"dataset": "synthetic", "dataset.samples": str(2**40)}, "data/synthetic.py"),
     ({"dataset": "synthetic", "dataset.features": str(2**31)}, "data/synthetic.py"),
@@ -249,11 +243,9 @@ KNOWN_FAILURES = [
 ]
 
 
-@pytest.mark.parametrize(("change", "where"), KNOWN_FAILURES,
-                         ids=[f"{list(c.items())[-1][0]}: {w}" for c, w in KNOWN_FAILURES])
-@pytest.mark.xfail(strict=False, reason="a traceback in code other workers own (compoptim/data/, cli/world.py, "
-                                        "train/record.py); reported to them")
-def test_known_failures_outside_the_factories_checked_here(change, where, in_fresh_folder):
+@pytest.mark.parametrize(("change", "where"), ONCE_CRASHED,
+                         ids=[f"{list(c.items())[-1][0]}: {w}" for c, w in ONCE_CRASHED])
+def test_settings_that_once_crashed_outside_the_factories_are_refused(change, where, in_fresh_folder):
     in_fresh_folder()
     assert run_outcome({**BASE, **change}) == "refused"
 

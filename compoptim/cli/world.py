@@ -25,6 +25,8 @@ _FORWARD_GRACE_S = 0.5
 # Environment variables through which launchers announce the job size.
 _LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
+# More intra-op threads than any machine has cores (torch refuses far larger counts with a traceback).
+_MAX_THREADS = 4096
 # Run-directory locks this process holds (file descriptors), until it ends.
 _RUN_LOCKS: list[int] = []
 
@@ -61,8 +63,8 @@ def set_threads(threads: int | None, ranks_on_machine: int) -> None:
     the machine's cores (``ranks_on_machine`` MPI ranks, or simulated nodes of one process)."""
     import torch
 
-    if threads is not None and threads < 1:
-        raise UserError(f"trainer.threads must be >= 1 or null (automatic); got {threads}")
+    if threads is not None and not 1 <= threads <= _MAX_THREADS:
+        raise UserError(f"trainer.threads must be between 1 and {_MAX_THREADS} or null (automatic); got {threads}")
     torch.set_num_threads(threads or default_threads(ranks_on_machine))
 
 

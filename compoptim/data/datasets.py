@@ -21,6 +21,7 @@ from compoptim.data.digits import load_digits
 from compoptim.data.shakespeare import load_shakespeare
 from compoptim.data.synthetic import load_synthetic
 from compoptim.data.torchvision_sets import load_fashion_mnist, load_mnist
+from compoptim.errors import UserError
 from compoptim.registry import Registry
 
 DATASETS = Registry("dataset", extra=lambda entry: [("partition", Any, MISSING)])
@@ -34,4 +35,9 @@ DATASETS.register("synthetic", load_synthetic)
 
 def load_dataset(cfg: Mapping[str, Any]) -> Dataset:
     """The dataset ``cfg['name']`` with its settings; a ``partition`` key is not the loader's."""
-    return DATASETS.build({k: v for k, v in cfg.items() if k != "partition"})
+    data = DATASETS.build({k: v for k, v in cfg.items() if k != "partition"})
+    for part, y in (("training", data.y_train), ("test", data.y_test)):
+        if len(y) == 0:  # e.g. a test_fraction so small that no sample is held out
+            raise UserError(f"dataset={cfg['name']} with these settings has no {part} samples; "
+                            f"choose settings that leave some")
+    return data

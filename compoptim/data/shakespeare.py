@@ -29,6 +29,9 @@ def load_shakespeare(path: str = "data/shakespeare/input.txt", context: int = 64
     vocab = sorted(set(text))
     ids = torch.tensor(_encode(text, vocab), dtype=torch.int64)
     cut = int(len(ids) * (1 - test_fraction))
+    if context >= len(ids):
+        raise UserError(f"dataset=shakespeare: {Path(path).expanduser().resolve()} has {len(text)} characters, "
+                        f"too short for dataset.context={context}")
     x_train, y_train = _windows(ids[:cut], context, stride)
     x_test, y_test = _windows(ids[cut:], context, context)
     if len(y_train) == 0 or len(y_test) == 0:

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from compoptim.cores import memory_shortfall
 from compoptim.data.base import Dataset
 from compoptim.errors import UserError
 
@@ -41,8 +42,13 @@ def load_synthetic(problem: str = "classification", features: int = 20, classes:
     for key, value in (("heterogeneity", heterogeneity), ("noise", noise)):
         if not 0 <= value < math.inf:  # also refuses nan
             raise UserError(f"dataset.{key} must be >= 0 and finite; got {value:g}")
-    g = torch.Generator().manual_seed(seed)
     outputs = classes if problem == "classification" else 1
+    # x, the groups' models, the scores and the split copies, in float32
+    short = memory_shortfall(4 * (3 * samples * features + (groups + 1) * outputs * features + 2 * samples * outputs))
+    if short:
+        raise UserError(f"dataset=synthetic with samples={samples}, features={features}, classes={classes}, "
+                        f"groups={groups} does not fit {short}")
+    g = torch.Generator().manual_seed(seed)
     base = torch.randn(outputs, features, generator=g)
     models = base + heterogeneity * torch.randn(groups, outputs, features, generator=g)
     group = torch.arange(samples) % groups

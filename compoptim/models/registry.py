@@ -3,12 +3,12 @@ constructor's parameters after the dataset's ``input_shape`` and ``num_classes``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from compoptim.cores import memory_shortfall
 from compoptim.errors import UserError
 from compoptim.models.base import Model
 from compoptim.models.char_gpt import CharGPT
@@ -47,7 +47,6 @@ def check_size(cfg: Mapping[str, Any], input_shape: tuple[int, ...], num_classes
     tensors = [*shapes.parameters(), *shapes.buffers()]
     numel = sum(t.numel() for t in tensors)
     nbytes = sum(t.numel() * t.element_size() for t in tensors)
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if nbytes > memory:
-        raise UserError(f"model={cfg['name']} with these settings has {numel:,} parameters and buffers "
-                        f"({nbytes / 2**30:,.1f} GiB), more than this machine's memory ({memory / 2**30:,.1f} GiB)")
+    short = memory_shortfall(nbytes)
+    if short:
+        raise UserError(f"model={cfg['name']} with these settings has {numel:,} parameters and buffers {short}")

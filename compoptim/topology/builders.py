@@ -7,12 +7,12 @@ settings. Every graph builder takes the weight rule (``weights``, one of
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from compoptim.cores import memory_shortfall
 from compoptim.errors import UserError
 from compoptim.registry import Registry
 from compoptim.topology import graphs
@@ -133,8 +133,7 @@ def _check_n(name: str, n: int) -> None:
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise UserError(f"topology {name} needs n >= 1 nodes; got n={n}")
     # Each mixing matrix is a dense n x n float64 array: refused here rather than by numpy's traceback.
-    matrix, memory = 8 * n * n, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if matrix > memory:
-        raise UserError(f"topology {name} over n={n} nodes needs {n}x{n} mixing matrices ({matrix / 2**30:,.0f} GiB "
-                        f"each), more than this machine's memory ({memory / 2**30:,.1f} GiB)")
+    short = memory_shortfall(8 * n * n)
+    if short:
+        raise UserError(f"topology {name} over n={n} nodes needs {n}x{n} mixing matrices {short}")
 

@@ -61,6 +61,9 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
     cfg = to_plain(cfg)
     t = cfg["trainer"]
     expected = cfg.get("nodes")
+    if expected is not None and expected < 1:
+        raise UserError(f"nodes must be >= 1 (the number of nodes this configuration is meant for) or null; "
+                        f"got {expected}")
     if expected is not None and expected != comm.size:
         raise UserError(f"this configuration is meant for nodes={expected} (mpirun -np {expected}, or backend=local "
                         f"backend.nodes={expected}); got {comm.size} nodes: change the launch or set nodes=null")
