@@ -18,6 +18,7 @@ from omegaconf import MISSING
 from compoptim.data.base import Dataset
 from compoptim.data.cifar10 import load_cifar10
 from compoptim.data.digits import load_digits
+from compoptim.data.mnist1d import load_mnist1d
 from compoptim.data.shakespeare import load_shakespeare
 from compoptim.data.synthetic import load_synthetic
 from compoptim.data.torchvision_sets import load_fashion_mnist, load_mnist
@@ -28,6 +29,7 @@ DATASETS = Registry("dataset", extra=lambda entry: [("partition", Any, MISSING)]
 DATASETS.register("digits", load_digits)
 DATASETS.register("mnist", load_mnist)
 DATASETS.register("fashion_mnist", load_fashion_mnist)
+DATASETS.register("mnist1d", load_mnist1d)
 DATASETS.register("cifar10", load_cifar10)
 DATASETS.register("shakespeare", load_shakespeare)
 DATASETS.register("synthetic", load_synthetic)

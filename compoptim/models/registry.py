@@ -12,6 +12,7 @@ from compoptim.cores import memory_shortfall
 from compoptim.errors import UserError
 from compoptim.models.base import Model
 from compoptim.models.char_gpt import CharGPT
+from compoptim.models.cnn1d import CNN1d
 from compoptim.models.lenet5 import LeNet5
 from compoptim.models.logreg import LogReg
 from compoptim.models.mlp import MLP
@@ -22,6 +23,7 @@ MODELS = Registry("model", context=("input_shape", "num_classes"))
 MODELS.register("lenet5", LeNet5)
 MODELS.register("mlp", MLP)
 MODELS.register("logreg", LogReg)
+MODELS.register("cnn1d", CNN1d)
 MODELS.register("resnet20", FixupResNet20)
 MODELS.register("resnet18", ResNet18)
 MODELS.register("char_gpt", CharGPT)
