@@ -148,6 +148,7 @@ def test_partitions_compose_as_their_own_node_under_dataset():
 IMAGE_MODELS = ["lenet5", "mlp", "logreg", "resnet20", "resnet18"]
 PAIRINGS = ([("digits", m) for m in IMAGE_MODELS] + [("mnist", "lenet5"), ("fashion_mnist", "mlp")]
             + [("cifar10", m) for m in IMAGE_MODELS] + [("shakespeare", "char_gpt")]
+            + [("mnist1d", "cnn1d"), ("mnist1d", "mlp")]
             + [("synthetic", "logreg"), ("synthetic", "mlp"), ("synthetic_ls", "logreg")])
 
 
@@ -176,6 +177,8 @@ def test_every_dataset_model_pairing_composes_and_takes_a_step(tmp_path, no_md5,
         (tmp_path / "t.txt").write_text("to be or not to be " * 40)
         overrides += ["dataset=shakespeare", f"dataset.path={tmp_path / 't.txt'}", "dataset.context=8",
                       "model.layers=1", "model.width=16", "model.heads=2"]
+    elif dataset == "mnist1d":
+        overrides += ["dataset=mnist1d", f"dataset.root={tmp_path}"]
     elif dataset == "synthetic_ls":
         overrides += ["dataset=synthetic", "dataset.problem=least_squares", "dataset.samples=200"]
     else:

@@ -53,7 +53,7 @@ def test_generating_leaves_the_global_random_streams_as_they_were(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncated", "text", "other_arguments", "wrong_shape"])
 def test_a_damaged_or_foreign_cache_is_named_in_one_line(generated, tmp_path, damage):
-    root, data = generated
+    root, _ = generated
     shutil.copytree(root / "mnist1d", tmp_path / "mnist1d")
     cache = tmp_path / "mnist1d" / _CACHE
     if damage == "truncated":

@@ -14,10 +14,11 @@ def test_lenet5_has_the_classic_parameter_count():
 # fails test_every_registered_model_is_tested, so none ships untested.
 IMAGE_MODELS = ["lenet5", "logreg", "mlp", "resnet18", "resnet20"]
 SEQUENCE_MODELS = ["char_gpt"]  # test_char_gpt_predicts_every_next_character
+SIGNAL_MODELS = ["cnn1d"]  # tests/test_mnist1d.py::test_cnn1d_is_the_papers_cnn
 
 
 def test_every_registered_model_is_tested():
-    assert set(MODELS) == {*IMAGE_MODELS, *SEQUENCE_MODELS}
+    assert set(MODELS) == {*IMAGE_MODELS, *SEQUENCE_MODELS, *SIGNAL_MODELS}
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)
@@ -35,7 +36,7 @@ def test_bn_stats_is_a_resnet18_setting_read_from_the_model():
 
 
 def test_model_errors():
-    with pytest.raises(UserError, match=r"unknown model 'vgg'; available: char_gpt, lenet5, logreg, mlp"):
+    with pytest.raises(UserError, match=r"unknown model 'vgg'; available: char_gpt, cnn1d, lenet5, logreg, mlp"):
         build_model({"name": "vgg"}, (1, 28, 28), 10)
     with pytest.raises(UserError, match=r"model\.hidden widths must all be >= 1"):
         build_model({"name": "mlp", "hidden": [10, 0]}, (1, 28, 28), 10)

@@ -20,6 +20,7 @@ import yaml
 
 import compoptim.cli.report as cli
 from compoptim.report import load_run
+from tests.test_trainer import METRIC_COLUMNS
 
 MARK = 0.987654  # the damaged run's test accuracy: it must appear in no table and no figure
 WARNING = "compoptim-report: warning: "
@@ -170,7 +171,8 @@ UNREADABLE = {
                             "line 3, column test_acc: 'abc' is not a number"),
     "metrics_true": (lambda run: replace_cell(run, 2, "step", "True"), "metrics.csv",
                      "line 2, column step: 'True' is not a number"),
-    "metrics_short_row": (drop_cells, "metrics.csv", "line 2 has 3 cells, the header 21"),
+    # the header's width: the trainer's metric columns (METRIC_COLUMNS in test_trainer.py)
+    "metrics_short_row": (drop_cells, "metrics.csv", f"line 2 has 3 cells, the header {len(METRIC_COLUMNS)}"),
     "metrics_no_epoch": (lambda run: (run / "metrics.csv").write_text(
         (run / "metrics.csv").read_text().replace("epoch,", "epok,", 1)), "metrics.csv",
         "the header has no epoch column"),
