@@ -16,6 +16,7 @@ from compoptim.errors import UserError
 from compoptim.models.cnn1d import CNN1d
 
 mnist1d_data = pytest.importorskip("mnist1d.data")
+pytestmark = pytest.mark.slow  # generating the dataset takes seconds
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,7 @@ def test_every_stop_has_its_status_and_exit_code():
         [("preempted", 3), ("diverged", 4), ("interrupted", 130)]
 
 
+@pytest.mark.slow  # a compoptim-run process
 def test_divergence_in_the_local_backend_is_one_line_and_status_diverged(tmp_path):
     """Before: status failed and Hydra's error handler with 28-65 lines."""
     done = subprocess.run([tool("compoptim-run"), *TINY, "optimizer.lr=1e30", "trainer.epochs=3",
@@ -70,6 +71,7 @@ def test_divergence_through_the_api_is_a_user_error_and_status_diverged(tmp_path
     assert summary(tmp_path / "run")["status"] == "diverged"
 
 
+@pytest.mark.slow  # a compoptim-run process
 def test_ctrl_c_stops_at_the_epoch_end_with_a_checkpoint_and_resumes(tmp_path):
     job = start(["trainer.epochs=300", "hydra.run.dir=run"], tmp_path)
     wait_for_rows(tmp_path / "run", 2, job)
@@ -90,6 +92,7 @@ def test_ctrl_c_stops_at_the_epoch_end_with_a_checkpoint_and_resumes(tmp_path):
     assert summary(tmp_path / "run")["status"] == "finished" and summary(tmp_path / "run")["epochs"] == stopped + 1
 
 
+@pytest.mark.slow  # a compoptim-run process
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
     job = start(["trainer.epochs=300", "trainer.batch_size=1", "hydra.run.dir=run"], tmp_path)
     wait_for_rows(tmp_path / "run", 1, job)
@@ -103,6 +106,7 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
     assert leftovers(tmp_path / "run") == []
 
 
+@pytest.mark.slow  # a compoptim-run process
 def test_a_killed_run_is_marked_killed_by_its_watchdog(tmp_path):
     job = start(["trainer.epochs=300", "hydra.run.dir=run"], tmp_path)
     wait_for_rows(tmp_path / "run", 1, job)
@@ -116,6 +120,7 @@ def test_a_killed_run_is_marked_killed_by_its_watchdog(tmp_path):
     assert len((tmp_path / "run" / "metrics.csv").read_text().splitlines()) >= 2  # still readable
 
 
+@pytest.mark.slow  # a compoptim-run process
 def test_a_run_that_ends_on_purpose_is_not_marked_killed(tmp_path):
     done = subprocess.run([tool("compoptim-run"), *TINY, "trainer.epochs=1", "hydra.run.dir=run"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
@@ -170,6 +175,7 @@ def _small_tmpfs(path: Path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
+@pytest.mark.slow  # a compoptim-run process
 def test_a_run_on_a_full_disk_is_one_line_and_keeps_its_files(tmp_path):
     """A real full disk: a 160 KiB tmpfs (needs root; skipped otherwise) that metrics.csv fills."""
     disk = tmp_path / "disk"
@@ -189,6 +195,7 @@ def test_a_run_on_a_full_disk_is_one_line_and_keeps_its_files(tmp_path):
         subprocess.run(["umount", str(disk)], capture_output=True)
 
 
+@pytest.mark.slow  # a compoptim-run process
 def test_a_sweep_runs_every_job_and_ends_with_one_line_naming_those_that_did_not_finish(tmp_path):
     """Before: the first diverged job ended the whole sweep (and later ones never ran)."""
     done = subprocess.run([tool("compoptim-run"), "-m", *TINY, "trainer.epochs=1", "optimizer.lr=1e30,0.05",

@@ -1,7 +1,8 @@
 """The fault matrix under real mpirun: {exception, SIGKILL, SIGINT, NaN, stuck} x {during setup,
-training, a checkpoint write, evaluation} x n in {2, 3}, the fault on the last rank
-(``fault_inject.py``). Every cell ends within 30 s, exits non-zero with the code of what
-happened, and leaves readable files whose summary.json status says what happened.
+training, a checkpoint write, evaluation} x n in {2, 3}, the fault on rank 0 (the writer)
+with 2 ranks and on the last rank with 3 (``fault_inject.py``). Every cell ends within 30 s,
+exits non-zero with the code of what happened, and leaves readable files whose summary.json
+status says what happened.
 
 ``pytest tests/mpi/test_fault_matrix.py --durations=0`` lists each cell's end time.
 """
@@ -45,10 +46,15 @@ CELLS = [(fault, phase, n) for fault in FAULTS for phase in PHASES for n in (2, 
 PARALLEL = 2
 
 
+def fault_rank(n: int) -> int:
+    """Rank 0 (the one that writes the run's files) with 2 ranks, the last rank with 3."""
+    return 0 if n == 2 else n - 1
+
+
 def run_cell(fault: str, phase: str, n: int, cwd: Path) -> dict:
     """One cell in ``cwd``: its exit code, stderr and seconds; the whole job is killed past LIMIT_S."""
     cwd.mkdir(parents=True)
-    env = {**mpi_env(), "FAULT": fault, "PHASE": phase, "FAULT_RANK": str(n - 1)}
+    env = {**mpi_env(), "FAULT": fault, "PHASE": phase, "FAULT_RANK": str(fault_rank(n))}
     begin = time.monotonic()
     job = subprocess.Popen([tool("mpirun"), "-np", str(n), sys.executable, str(Path(__file__).with_name(
         "fault_inject.py")), *RUN], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -79,7 +85,7 @@ def matrix(tmp_path_factory) -> dict:
     with ThreadPoolExecutor(PARALLEL) as pool:
         futures = {cell: pool.submit(run_cell, *cell, root / "-".join(map(str, cell))) for cell in CELLS}
     results = {cell: future.result() for cell, future in futures.items()}
-    print("\nfault matrix: seconds to the end of each cell (fault on the last rank)")
+    print("\nfault matrix: seconds to the end of each cell (the fault on rank 0 with n=2, rank 2 with n=3)")
     for fault in FAULTS:
         for phase in PHASES:
             cells = [results[(fault, phase, n)] for n in (2, 3)]
