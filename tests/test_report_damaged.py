@@ -24,6 +24,8 @@ from tests.test_trainer import METRIC_COLUMNS
 
 MARK = 0.987654  # the damaged run's test accuracy: it must appear in no table and no figure
 WARNING = "compoptim-report: warning: "
+# Each case renders a whole report (tables and figures): the class runs in the full suite, not the quick subset.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

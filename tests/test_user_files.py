@@ -182,6 +182,7 @@ def test_an_edge_list_with_a_byte_order_mark_and_crlf_is_read(tmp_path):
     assert from_edges(3, path=str(path)).n == 3
 
 
+@pytest.mark.slow  # a compoptim-run process
 def test_the_cli_prints_a_damaged_edge_list_as_one_line(tmp_path):
     graph = tmp_path / "g.txt"
     graph.write_bytes(b"0 1\n1 \xff\n")
