@@ -23,6 +23,15 @@ class UserError(ValueError):
     """A problem with the user's input; its message says what is wrong and what is allowed."""
 
 
+class AgreedExit(SystemExit):
+    """Every rank reached the same verdict and exits alike, so no abort is needed."""
+
+
+class JobNotFinished(Exception):
+    """A sweep's job that ended without finishing (its one line already printed): Hydra
+    records the job as failed and the sweep goes on to the next job."""
+
+
 def check_number(key: str, value: object) -> object:
     """``value`` unchanged if it is not a number, or a number every layer can hold: a float
     finite, at most float32's largest and not so small that float32 rounds it to 0; an int

@@ -137,7 +137,7 @@ def test_every_schema_is_its_factorys_signature():
     (plus the group builder's extra ones), with the factory's defaults."""
     import dataclasses
 
-    from compoptim.config.schema import registries
+    from compoptim.config.snapshot import registries
     from compoptim.registry import to_plain
 
     compose_config()  # registers the schemas
@@ -152,7 +152,8 @@ def test_every_schema_is_its_factorys_signature():
 
 
 def test_yaml_options_hold_only_values_that_differ_from_the_defaults():
-    from compoptim.config.schema import registries, yaml_options
+    from compoptim.config.schema import yaml_options
+    from compoptim.config.snapshot import registries
     from compoptim.registry import to_plain
 
     conf = Path(__file__).resolve().parents[1] / "conf"

@@ -23,8 +23,6 @@ from omegaconf import DictConfig
 from compoptim.cli.local_run import run_local_job
 from compoptim.cli.watchdog import watchdog
 from compoptim.cli.world import (
-    AgreedExit,
-    JobNotFinished,
     fail,
     node_local,
     resolve_device,
@@ -35,7 +33,7 @@ from compoptim.comm import BACKENDS
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.config import snapshot
 from compoptim.data import load_dataset
-from compoptim.errors import UserError
+from compoptim.errors import AgreedExit, JobNotFinished, UserError
 from compoptim.registry import to_plain
 from compoptim.topology import build_topology
 from compoptim.train import Trainer

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compoptim.cli.world import AgreedExit, resolve_device, set_threads
+from compoptim.cli.world import resolve_device, set_threads
 from compoptim.comm import BACKENDS, local_network, run_nodes
 from compoptim.comm.local import LocalCommunicator
-from compoptim.errors import UserError
+from compoptim.errors import AgreedExit, UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
 from compoptim.train.signals import STOP_SIGNALS, Interrupted, RunStopped

@@ -30,7 +30,6 @@ from compoptim.cli.help import help_text, print_and_exit, version_text
 from compoptim.cli.precheck import check_command_line, prepare_output_dir
 from compoptim.cli.resume import check_resume, is_resume, with_saved_overrides
 from compoptim.cli.world import (
-    AgreedExit,
     abort,
     check_launcher,
     choose_run_stamp,
@@ -39,6 +38,7 @@ from compoptim.cli.world import (
 )
 from compoptim.config import normalize_overrides, register_schemas
 from compoptim.config.plugins import register_plugins
+from compoptim.errors import AgreedExit
 
 log = logging.getLogger("compoptim")
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from mpi4py import MPI
 
 from compoptim.cores import default_threads
-from compoptim.errors import UserError
+from compoptim.errors import AgreedExit, UserError
 
 if TYPE_CHECKING:  # torch is imported only when a run starts
     import torch
@@ -30,13 +30,6 @@ _MAX_THREADS = 4096
 # Run-directory locks this process holds (file descriptors), until it ends.
 _RUN_LOCKS: list[int] = []
 
-class AgreedExit(SystemExit):
-    """Every rank reached the same verdict and exits alike, so no abort is needed."""
-
-
-class JobNotFinished(Exception):
-    """A sweep's job that ended without finishing (its one line already printed): Hydra
-    records the job as failed and the sweep goes on to the next job."""
 
 
 def check_launcher(comm: MPI.Comm) -> None:

@@ -20,7 +20,6 @@ from omegaconf import MISSING, OmegaConf
 
 from compoptim.config import snapshot
 from compoptim.config.generate import schema_class
-from compoptim.registry import Registry
 
 CONFIG_MODULE = "compoptim.conf"
 
@@ -64,20 +63,6 @@ class RunConfig:
     dataset: Any = MISSING
     backend: Any = MISSING
     logger: Any = MISSING
-
-
-def registries() -> dict[str, Registry]:
-    """The registry behind each config group (``dataset/partition`` is a group inside dataset)."""
-    from compoptim.comm import BACKENDS
-    from compoptim.compress import COMPRESSORS
-    from compoptim.data import DATASETS, PARTITIONS
-    from compoptim.models import MODELS
-    from compoptim.optim import ALGORITHMS
-    from compoptim.topology import TOPOLOGIES
-    from compoptim.train.loggers import LOGGERS
-
-    return {"optimizer": ALGORITHMS, "compressor": COMPRESSORS, "topology": TOPOLOGIES, "model": MODELS,
-            "dataset": DATASETS, "dataset/partition": PARTITIONS, "backend": BACKENDS, "logger": LOGGERS}
 
 
 def yaml_options(group: str) -> list[str]:

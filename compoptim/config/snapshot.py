@@ -15,15 +15,29 @@ from pathlib import Path
 from typing import Any
 
 from compoptim.errors import UserError
+from compoptim.registry import Registry
 
 SNAPSHOT = Path(__file__).with_name("schemas.json")
 REWRITE = "python -m compoptim.config"
 
 
+def registries() -> dict[str, Registry]:
+    """The registry behind each config group (``dataset/partition`` is a group inside dataset)."""
+    from compoptim.comm import BACKENDS
+    from compoptim.compress import COMPRESSORS
+    from compoptim.data import DATASETS, PARTITIONS
+    from compoptim.models import MODELS
+    from compoptim.optim import ALGORITHMS
+    from compoptim.topology import TOPOLOGIES
+    from compoptim.train.loggers import LOGGERS
+
+    return {"optimizer": ALGORITHMS, "compressor": COMPRESSORS, "topology": TOPOLOGIES, "model": MODELS,
+            "dataset": DATASETS, "dataset/partition": PARTITIONS, "backend": BACKENDS, "logger": LOGGERS}
+
+
 def describe() -> dict[str, dict[str, list[list[Any]]]]:
     """{group: {option: [[setting, type, default], ...]}} from the live registries."""
     from compoptim.config.generate import entry_fields
-    from compoptim.config.schema import registries
 
     return {group: {name: [list(f) for f in entry_fields(registry.group, entry, registry.extra(entry))]
                     for name, entry in registry.items()}

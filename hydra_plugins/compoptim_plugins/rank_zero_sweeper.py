@@ -61,7 +61,7 @@ class RankZeroSweeper(BasicSweeper):
 
 def _end_with_unfinished(unfinished: list[tuple[int, JobReturn]], total: int, rank: int) -> None:
     """One line for the jobs that did not finish; exit code 1 on every rank alike."""
-    from compoptim.cli.world import AgreedExit, JobNotFinished
+    from compoptim.errors import AgreedExit, JobNotFinished
 
     reasons = []
     for number, result in unfinished:
