@@ -66,3 +66,23 @@ def test_consensus_is_exactly_zero_for_equal_models():
     evaluations = evaluate_all([10, 10, 10], equal_models=True)
     assert [ev.consensus_distance for ev in evaluations] == [0.0] * N
     assert [ev.node_distance for ev in evaluations] == [0.0] * N
+
+
+@pytest.mark.parametrize("samples, expected", [(None, None), (10, 20), (0, 0)])
+def test_objective_samples_is_the_fixed_part_of_each_shard_and_is_recorded(tmp_path, samples, expected):
+    """null: every node's whole shard; K: its first K samples; 0: not measured (NaN)."""
+    import math
+
+    from compoptim.train import Trainer
+    from tests.conftest import compose_config
+
+    cfg = compose_config("trainer.epochs=1", "model=logreg",
+                         f"trainer.objective_samples={'null' if samples is None else samples}")
+
+    def node(comm):
+        return Trainer(cfg, comm, tmp_path, torch.device("cpu"), log=lambda m: None).fit()
+
+    summary = run_local(ring(2), node)[0]
+    assert summary["objective_samples"] == (1438 if expected is None else expected)  # digits: 1438 training samples
+    assert math.isnan(summary["train_objective"]) == (samples == 0)
+    assert math.isnan(summary["grad_norm_sq"]) == (samples == 0)

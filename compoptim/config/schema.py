@@ -47,6 +47,9 @@ class TrainerConfig:
     checkpoint_every: int = 0  # epochs between checkpoints (0: only when a stop signal arrives)
     on_nonfinite: str = "stop"  # stop: end the run as diverged | skip: drop that step's gradient
     save_model: bool = True  # write the final averaged model's state dict to model.pt
+    # samples of each node's shard for train_objective f(x̄) and grad_norm_sq (its first ones, a fixed
+    # subsample); null: the whole shard; 0: not measured (NaN)
+    objective_samples: int | None = None
 
 
 @dataclass

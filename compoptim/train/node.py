@@ -108,7 +108,8 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
                           t["lr_decay"])
     evaluator = Evaluator(model, flat, make_model(), data.x_test.to(device), data.y_test.to(device), comm,
                           task=data.task, average_buffers_into_local=model.bn_stats == "averaged",
-                          x_train=loader.x, y_train=loader.y)
+                          x_train=loader.x[: t["objective_samples"]], y_train=loader.y[: t["objective_samples"]],
+                          measure_objective=t["objective_samples"] != 0)
     return Node(comm=comm, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
                 label_histogram=label_histogram(strata, shards, int(strata.max()) + 1),

@@ -98,6 +98,7 @@ class Trainer:
         summary.update(self._metric_traffic(), **environment(self.comm, self.device), **record, ended_at=timestamp())
         bits = self.node.bits_per_element
         summary["compression"] = {"name": cfg["compressor"]["name"], "bits_per_element": bits, "ratio": 32.0 / bits}
+        summary["objective_samples"] = self._objective_samples
         self.logger.close()
         if self.writer:
             if t["save_model"]:
@@ -238,6 +239,7 @@ class Trainer:
 
     def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:
         ev = self.evaluator.evaluate()
+        self._objective_samples = ev.objective_samples
         if not math.isfinite(ev.test_loss) and self.cfg["trainer"]["on_nonfinite"] == "stop":
             raise Diverged(f"the averaged model is not finite at epoch {epoch} (test loss {ev.test_loss})",
                            agreed=True)
@@ -319,5 +321,8 @@ def _check_settings(cfg: Mapping[str, Any]) -> None:
     for key in ("epochs", "batch_size", "eval_every"):
         if t[key] < 1:
             raise UserError(f"trainer.{key} must be >= 1; got {t[key]}")
+    if t["objective_samples"] is not None and t["objective_samples"] < 0:
+        raise UserError(f"trainer.objective_samples must be >= 0 (0: not measured) or null (the whole shard); "
+                        f"got {t['objective_samples']}")
     if cfg["seed"] < 0:
         raise UserError(f"seed must be >= 0; got {cfg['seed']}")
