@@ -35,7 +35,6 @@ class Evaluation:
     local_test_acc_max: float
     consensus_distance: float
     train_objective: float  # f(x_bar) on the training shards
-    objective_samples: int  # the training samples f(x_bar) was measured on, all nodes together
     grad_norm_sq: float  # ||grad f(x_bar)||^2
     node_test_acc: float  # this node's own model
     node_distance: float  # this node's ||x_i - x_bar||^2
@@ -52,11 +51,9 @@ class Evaluator:
     def __init__(self, model: nn.Module, flat: FlatParameters, averaged_model: nn.Module,
                  x_test: torch.Tensor, y_test: torch.Tensor, comm: Communicator, task: str = "classification",
                  average_buffers_into_local: bool = True, x_train: torch.Tensor | None = None,
-                 y_train: torch.Tensor | None = None, measure_objective: bool = True) -> None:
+                 y_train: torch.Tensor | None = None) -> None:
         """``x_train``, ``y_train``: this node's training shard (or a fixed part of it), for
-        f(x_bar) and its gradient (None, or ``measure_objective`` false: not measured, NaN)."""
-        if not measure_objective:
-            x_train = y_train = None
+        f(x_bar) and its gradient (None: not measured, NaN)."""
         self.model, self.flat, self.comm, self.task = model, flat, comm, task
         self.average_buffers_into_local = average_buffers_into_local
         self.buffers = [b for b in model.buffers() if b.is_floating_point()]
@@ -92,7 +89,7 @@ class Evaluator:
         diff.copy_(self.flat.params)
         diff.sub_(x_bar64)
         consensus = torch.dot(diff, diff).reshape(1)
-        objective, grad_norm_sq, objective_samples = self._objective()
+        objective, grad_norm_sq = self._objective()
 
         avg_loss, avg_correct = _score(self.averaged_model, self.x_test[self.slice], self.y_test[self.slice],
                                        self.task)
@@ -116,18 +113,17 @@ class Evaluator:
             local_test_acc_max=high.item(),
             consensus_distance=sums[3].item() / n,
             train_objective=objective,
-            objective_samples=objective_samples,
             grad_norm_sq=grad_norm_sq,
             node_test_acc=local_acc,
             node_distance=consensus.item(),
         )
 
 
-    def _objective(self) -> tuple[float, float, int]:
-        """(f(x_bar), ||grad f(x_bar)||^2, samples used): every node's shard loss and gradient
-        at x_bar, averaged over the nodes that hold data (one model-sized reduction)."""
+    def _objective(self) -> tuple[float, float]:
+        """(f(x_bar), ||grad f(x_bar)||^2): every node's shard loss and gradient at x_bar,
+        averaged over the nodes that hold data (one model-sized reduction)."""
         if self.x_train is None:
-            return float("nan"), float("nan"), 0
+            return float("nan"), float("nan")
         model, params = self.averaged_model, self.averaged
         was_training = model.training
         model.eval()
@@ -143,14 +139,14 @@ class Evaluator:
         model.train(was_training)
         holds_data = 1.0 if count else 0.0
         grad = params.grads.to(torch.float64)
-        totals = torch.cat([grad, torch.tensor([loss_sum / max(count, 1), holds_data, float(len(self.y_train))],
-                                               dtype=torch.float64, device=grad.device)])
+        totals = torch.cat([grad, torch.tensor([loss_sum / max(count, 1), holds_data], dtype=torch.float64,
+                                               device=grad.device)])
         self.comm.allreduce_(totals, "sum")
-        nodes, samples = totals[-2].item(), int(totals[-1].item())
+        nodes = totals[-1].item()
         if nodes == 0:
-            return float("nan"), float("nan"), 0
-        grad_f = totals[:-3] / nodes
-        return totals[-3].item() / nodes, torch.dot(grad_f, grad_f).item(), samples
+            return float("nan"), float("nan")
+        grad_f = totals[:-2] / nodes
+        return totals[-2].item() / nodes, torch.dot(grad_f, grad_f).item()
 
 
 def _score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str) -> tuple[float, float]:

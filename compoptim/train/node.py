@@ -54,6 +54,7 @@ class Node:
     lossless: bool  # the compressor sends exact vectors (its compression error is 0)
     dataset_hash: str | None  # node 0 only (it writes the records): digest of the data trained and tested on
     bits_per_element: float  # wire bits per model entry of one message (32: uncompressed fp32)
+    objective_samples: int  # training samples of all nodes that train_objective and grad_norm_sq are measured on
 
 
 def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device) -> Node:
@@ -106,15 +107,17 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
                 p.register_post_accumulate_grad_hook(_poll(comm))
     schedule = LRSchedule(t["lr_schedule"], len(loader), t["epochs"], t["warmup_epochs"], t["lr_milestones"],
                           t["lr_decay"])
+    part = t["objective_samples"]  # f(x̄) on each shard's first `part` samples (None: all; 0: not measured)
     evaluator = Evaluator(model, flat, make_model(), data.x_test.to(device), data.y_test.to(device), comm,
                           task=data.task, average_buffers_into_local=model.bn_stats == "averaged",
-                          x_train=loader.x[: t["objective_samples"]], y_train=loader.y[: t["objective_samples"]],
-                          measure_objective=t["objective_samples"] != 0)
+                          x_train=None if part == 0 else loader.x[:part],
+                          y_train=None if part == 0 else loader.y[:part])
     return Node(comm=comm, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
                 label_histogram=label_histogram(strata, shards, int(strata.max()) + 1),
                 lossless=probe.lossless, bits_per_element=probe.bits_per_element(flat.numel),
-                dataset_hash=dataset_hash(data) if comm.rank == 0 else None)
+                dataset_hash=dataset_hash(data) if comm.rank == 0 else None,
+                objective_samples=sum(len(shard[:part]) for shard in shards))
 
 
 def _poll(comm: Communicator) -> Callable[[torch.Tensor], None]:

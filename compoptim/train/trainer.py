@@ -98,7 +98,7 @@ class Trainer:
         summary.update(self._metric_traffic(), **environment(self.comm, self.device), **record, ended_at=timestamp())
         bits = self.node.bits_per_element
         summary["compression"] = {"name": cfg["compressor"]["name"], "bits_per_element": bits, "ratio": 32.0 / bits}
-        summary["objective_samples"] = self._objective_samples
+        summary["objective_samples"] = self.node.objective_samples
         self.logger.close()
         if self.writer:
             if t["save_model"]:
@@ -239,7 +239,6 @@ class Trainer:
 
     def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:
         ev = self.evaluator.evaluate()
-        self._objective_samples = ev.objective_samples
         if not math.isfinite(ev.test_loss) and self.cfg["trainer"]["on_nonfinite"] == "stop":
             raise Diverged(f"the averaged model is not finite at epoch {epoch} (test loss {ev.test_loss})",
                            agreed=True)
