@@ -54,7 +54,9 @@ def run_job(cfg: DictConfig, world: MPI.Comm, command: list[str]) -> float:
     with watchdog(run_dir) if world.Get_rank() == 0 else contextlib.nullcontext():
         try:
             return _run_job(cfg, world, command, run_dir)
-        except (RunStopped, KeyboardInterrupt) as exc:  # a Ctrl-C between the steps below: this rank ends the job
+        # A Ctrl-C between the steps below, or a rank that never reached the end of setup:
+        # this rank records it and ends the job.
+        except (RunStopped, KeyboardInterrupt, TimeoutError) as exc:
             mark_failed(run_dir, exc, rank=world.Get_rank() if world.Get_size() > 1 else None)
             fail(world, exc)
         except AgreedExit as exc:
@@ -102,11 +104,7 @@ def _run_job(cfg: DictConfig, world: MPI.Comm, command: list[str], run_dir: Path
         error = exc
     finally:
         local.Free()
-    try:
-        wait_for_all(world, cfg["backend"].get("timeout_s"), "the end of setup")
-    except TimeoutError as exc:
-        mark_failed(run_dir, exc, rank=world.Get_rank())
-        fail(world, exc)
+    wait_for_all(world, cfg["backend"].get("timeout_s"), "the end of setup")
     _agree_on_build(world, error, run_dir)
 
     try:
