@@ -83,8 +83,8 @@ def test_published_values_come_from_code():
     assert defaults["dsgd"]["gossip"] == "exact" and defaults["dsgd"]["order"] == "cta"
     assert defaults["gt_dsgd"]["tracking"] is True and defaults["local_sgd"]["period"] == 8
     assert defaults["adamw"]["weight_decay"] == 0.01 and defaults["adam"]["weight_decay"] == 0.0
-    assert defaults["beer"] == {"lr": 0.1, "gamma": 0.2}
-    assert defaults["docom"] == {"lr": 0.05, "gamma": 0.2, "beta": 0.3}
+    assert defaults["beer"] == {"lr": 0.1, "gamma": 0.2, "initial_gradient": "full"}
+    assert defaults["docom"] == {"lr": 0.05, "gamma": 0.2, "beta": 0.3, "initial_gradient": "minibatch"}
 
 
 @pytest.mark.parametrize("name", sorted(STRUCTURE))

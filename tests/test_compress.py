@@ -55,6 +55,9 @@ INFOS = {
     "qsgd_s4_rescaled": ({"name": "qsgd", "levels": 4, "bucket_size": 100, "rescale": True},
                          4 * 13 + math.ceil(D * 4 / 8)),
     "sign": ({"name": "sign"}, 4 + math.ceil(D / 8)),
+    # one fp32 norm, then a sign bit and b level bits per entry (levels 0..2^(b-1))
+    "gsgd": ({"name": "gsgd"}, 4 + math.ceil(D * 6 / 8)),
+    "gsgd_b2": ({"name": "gsgd", "bits": 2}, 4 + math.ceil(D * 3 / 8)),
     "natural": ({"name": "natural"}, 2 + D),
     "natural_rescaled": ({"name": "natural", "rescale": True}, 2 + D),
     "lowrank": ({"name": "lowrank", "rank": 2}, _lowrank_bytes(2)),
@@ -91,6 +94,16 @@ def test_payload_is_one_byte_buffer_of_the_documented_size(name):
     assert payload.dtype == torch.uint8 and payload.dim() == 1 and payload.is_contiguous()
     assert payload.numel() == INFOS[name][1]
     assert c.bits_per_element(D) == pytest.approx(8 * INFOS[name][1] / D)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_compressor_takes_float64(name):
+    """The oracles and the least-squares experiments run in float64 (QSGD once refused it)."""
+    c = build_compressor(INFOS[name][0], CompressContext(dtype=torch.float64, seed=1))
+    x = vector().double()
+    decoded = c.decode(c.encode(x), D)
+    assert decoded.dtype == torch.float64 and decoded.shape == x.shape and torch.isfinite(decoded).all()
+    assert ((decoded - x).norm() <= x.norm() * (1 + (c.omega(D) or 0)) ** 0.5 * 3)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -142,7 +155,7 @@ def test_contractive_compressors_contract(name):
     assert 0 < delta <= 1
     for seed in range(3):
         x = vector(seed)
-        draws = 400 if "rescaled" in name else 1
+        draws = 400 if "rescaled" in name or name.startswith("gsgd") else 1
         error = sum(((c.decode(c.encode(x), D) - x).norm() ** 2).item() for _ in range(draws)) / draws
         slack = 1.05 if draws > 1 else 1 + 1e-5
         assert error <= slack * (1 - delta) * x.norm().item() ** 2
@@ -157,6 +170,37 @@ def test_declared_properties():
     assert make("natural").omega(D) == 0.125
     assert make("sign").delta(D) == pytest.approx(1 / D)
     assert make("lowrank").delta(D) is None and not make("lowrank").unbiased
+
+
+def test_gsgd_is_the_papers_scaled_b_bit_quantizer():
+    """BEER's gsgd_b (Zhao et al. 2022): ||x||/(s tau) sign(x_i) floor(s|x_i|/||x|| + u_i) with
+    s = 2^(b-1) and tau = 1 + delta (delta > 1) or 1 + delta^2, delta = sqrt(d)/s, as written
+    in the paper; every decoded entry is such a level, and the mean over draws is x/tau."""
+    x = vector().double()
+    for bits in (2, 5, 8):
+        c = build_compressor({"name": "gsgd", "bits": bits}, CompressContext(dtype=torch.float64, seed=3))
+        s, norm = 2 ** (bits - 1), x.norm().item()
+        delta = math.sqrt(D) / s
+        tau = 1 + delta if delta > 1 else 1 + delta**2
+        assert c.delta(D) == pytest.approx(1 / tau) and not c.unbiased and c.name == "gsgd"
+        total = torch.zeros(D, dtype=torch.float64)
+        for _ in range(DRAWS):
+            decoded = c.decode(c.encode(x), D)
+            levels = decoded * s * tau / torch.tensor(norm, dtype=torch.float32).double()
+            torch.testing.assert_close(levels, levels.round(), rtol=0, atol=1e-4)
+            low = (s * x.abs() / norm).floor()
+            assert ((levels.abs().round() == low) | (levels.abs().round() == low + 1)).all()
+            assert (torch.sign(levels) * torch.sign(x) >= 0).all()
+            total += decoded
+        mean_error = ((total / DRAWS - x / tau).norm() ** 2).item()
+        assert mean_error <= 3 * (delta**2 if delta <= 1 else delta) * norm**2 / tau**2 / DRAWS
+
+
+def test_gsgd_bits_are_checked():
+    with pytest.raises(UserError, match=r"compressor.bits must be >= 1 and <= 24 .*got 0"):
+        build_compressor({"name": "gsgd", "bits": 0}, CTX)
+    with pytest.raises(UserError, match=r"compressor.rescale applies to unbiased compressors"):
+        build_compressor({"name": "gsgd", "rescale": True}, CTX)
 
 
 def test_lossless_is_declared_and_forwarded_by_the_wrappers():

@@ -163,3 +163,36 @@ def test_overlap_with_a_frozen_parameter(tmp_path, monkeypatch):
         return trainer.fit()["status"]
 
     assert run_local(ring(2), node) == ["finished", "finished"]
+
+
+@pytest.mark.parametrize("initial", ["full", "minibatch"])
+def test_beer_starts_its_tracker_from_the_full_local_gradient(tmp_path, initial):
+    """initial_gradient=full (BEER's default, as its authors start): the first step's gradient
+    is the mean over the node's whole shard, computed directly here with autograd; later steps
+    and initial_gradient=minibatch use the minibatch's."""
+    cfg = compose_config("model=mlp", "model.hidden=[8]", "optimizer=beer", f"optimizer.initial_gradient={initial}",
+                         "trainer.epochs=1", "trainer.batch_size=16")
+
+    def node(comm):
+        trainer = Trainer(cfg, comm, tmp_path / initial, torch.device("cpu"), log=lambda _m: None)
+        model, loader, seen = trainer.model, trainer.loader, []
+        trainer.optimizer.step = lambda closure=None, opt=trainer.optimizer, step=trainer.optimizer.step: (
+            seen.append(trainer.flat.grads.clone()), step(closure))
+        batches = iter(loader.epoch())
+        expected = []
+        for _ in range(2):
+            xb, yb = next(batches)
+            params = list(model.parameters())
+            x, y = (loader.x, loader.y) if initial == "full" and not expected else (xb, yb)
+            grads = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), params)
+            expected.append(torch.cat([g.reshape(-1) for g in grads]))
+            trainer.train_step(xb, yb)
+        return [torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(seen, expected)], len(loader.y)
+
+    for matches, shard in run_local(ring(2), node):
+        assert matches == [True, True] and shard > 16
+
+
+def test_initial_gradient_is_checked(tmp_path):
+    with pytest.raises(UserError, match=r"optimizer.initial_gradient must be one of full, minibatch .*got half"):
+        train(tmp_path, 2, "optimizer=beer", "optimizer.initial_gradient=half")

@@ -21,7 +21,8 @@ class Natural(SavesGenerators, Compressor):
     Wire format: a 16-bit top exponent E (|x_i| < 2^E for all i), then one byte per entry:
     sign bit + 7-bit exponent code (the paper's 9 bits, with the exponent relative to E).
     Entries below 2^(E-126) (more than 2^126 times smaller than the largest) are rounded
-    stochastically between 0 and 2^(E-126), which keeps the rounding unbiased.
+    stochastically between 0 and 2^(E-126), which keeps the rounding unbiased. A float64
+    vector is rounded to float32 first.
     """
 
     name = "natural"
@@ -43,8 +44,9 @@ class Natural(SavesGenerators, Compressor):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = self._check_input(x)
-        if x.dtype != torch.float32:
-            raise ValueError("natural compression works on the bits of float32 vectors")
+        # The rounding works on float32 bits: a float64 vector is first rounded to float32
+        # (relative change <= 2^-24, far below the power-of-two rounding's own spread).
+        x = x.to(torch.float32)
         wire = self._wire(x.numel())
         payload = self._payloads.get(wire.nbytes, x.device)
         fields = wire.views(payload)

@@ -82,8 +82,10 @@ class QSGD(SavesGenerators, Compressor):
         payload = self._payloads.get(wire.nbytes, x.device)
         fields = wire.views(payload)
         rows = self._buckets(x)
-        norms = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float32)
-        fields["norms"].copy_(norms)
+        # The norm travels as fp32; the levels are computed with that same rounded norm (in
+        # the input's dtype, also float64), so encoder and decoder agree.
+        fields["norms"].copy_(torch.linalg.vector_norm(rows, dim=1))
+        norms = fields["norms"].to(rows.dtype)
         scale = torch.where(norms > 0, self.levels / norms, torch.zeros_like(norms)).unsqueeze(1)
         noise = torch.rand(rows.shape, generator=self.generators.get(x.device), device=x.device, dtype=rows.dtype)
         # int32 codes: level_bits + 1 may exceed a byte (s >= 128), and pack_bits takes any width

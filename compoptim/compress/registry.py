@@ -14,6 +14,7 @@ from typing import Any
 
 from compoptim.compress.base import CompressContext, Compressor
 from compoptim.compress.cast import Cast
+from compoptim.compress.gsgd import GSGD
 from compoptim.compress.identity import Identity
 from compoptim.compress.lowrank import LowRank
 from compoptim.compress.natural import Natural
@@ -42,6 +43,7 @@ COMPRESSORS.register("cast", Cast, lossless=Cast.lossless, rescalable=False)
 COMPRESSORS.register("topk", TopK, lossless=TopK.lossless, rescalable=False)
 COMPRESSORS.register("randomk", RandomK, lossless=RandomK.lossless, rescalable=True)
 COMPRESSORS.register("qsgd", QSGD, lossless=QSGD.lossless, rescalable=True)
+COMPRESSORS.register("gsgd", GSGD, lossless=GSGD.lossless, rescalable=False)
 COMPRESSORS.register("sign", ScaledSign, lossless=ScaledSign.lossless, rescalable=False)
 COMPRESSORS.register("natural", Natural, lossless=Natural.lossless, rescalable=True)
 COMPRESSORS.register("lowrank", LowRank, lossless=LowRank.lossless, rescalable=False)

@@ -37,8 +37,8 @@ class ScaledSign(Compressor):
         wire = self._wire(x.numel())
         payload = self._payloads.get(wire.nbytes, x.device)
         fields = wire.views(payload)
-        torch.linalg.vector_norm(x, ord=1, dtype=torch.float32, out=fields["scale"].view(()))
-        fields["scale"].div_(x.numel())
+        # in x's dtype (float64 too), rounded to the fp32 that travels
+        fields["scale"].copy_(torch.linalg.vector_norm(x, ord=1).div_(x.numel()))
         fields["bits"].copy_(pack_bits((x < 0).to(torch.uint8), 1))
         return payload
 

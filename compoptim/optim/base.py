@@ -10,7 +10,7 @@ import torch
 
 from compoptim.comm.base import Communicator
 from compoptim.compress.base import Compressor
-from compoptim.errors import check_range
+from compoptim.errors import UserError, check_range
 from compoptim.optim.flat import FlatParameters
 
 # compressors(stream) -> a fresh compressor for one communicated variable; streams keep the
@@ -31,6 +31,10 @@ class DecentralizedOptimizer(ABC):
 
     #: x_t's exchange travels during the backward pass (see ``begin_step``)
     overlap = False
+    #: "full": the first step's gradient is this node's full local gradient (the mean over
+    #: its whole shard, computed once by the trainer), as tracking methods' authors
+    #: initialise their trackers; "minibatch": the first minibatch's, like every other step.
+    initial_gradient = "minibatch"
 
     def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory,
                  lr: float) -> None:
@@ -70,6 +74,16 @@ class DecentralizedOptimizer(ABC):
                 part.load_state_dict(state[name])
             else:
                 part.copy_(state[name])
+
+
+INITIAL_GRADIENTS = ("full", "minibatch")
+
+
+def check_initial_gradient(value: str) -> str:
+    if value not in INITIAL_GRADIENTS:
+        raise UserError(f"optimizer.initial_gradient must be one of {', '.join(INITIAL_GRADIENTS)} (the gradient "
+                        f"of the first step: the node's whole shard, or its first minibatch); got {value}")
+    return value
 
 
 def soft_threshold_(x: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 
 from compoptim.comm.base import Communicator
 from compoptim.errors import check_range
-from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
+from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer, check_initial_gradient
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.gossip import CompressedCopy
 
@@ -22,15 +22,19 @@ class BEER(DecentralizedOptimizer):
         V^{t+1} = V^t + gamma G^t (W - I) + grad F(X^{t+1}) - grad F(X^t)
         G^{t+1} = G^t + C(V^{t+1} - G^t)
 
-    with H^0 = G^0 = 0 and V^0 = grad F(X^0) (the authors' code). H and G are the compressed
-    copies (``CompressedCopy``: each node keeps its own and the weighted sum of its
-    neighbours'). Sends two compressed vectors per step (one at the first step).
+    with H^0 = G^0 = 0 and V^0 = grad F(X^0) (the authors' code): with
+    ``initial_gradient=full`` (the default, as the authors initialise it) the full gradient
+    of each node's local objective at X^0, with ``minibatch`` the first minibatch's; the
+    later differences grad F(X^{t+1}) - grad F(X^t) are minibatch gradients. H and G are the
+    compressed copies (``CompressedCopy``: each node keeps its own and the weighted sum of
+    its neighbours'). Sends two compressed vectors per step (one at the first step).
     """
 
     def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float = 0.1,
-                 gamma: float = 0.2) -> None:
+                 gamma: float = 0.2, initial_gradient: str = "full") -> None:
         super().__init__(flat, comm, compressors, lr)
         self.gamma = check_range("optimizer.gamma", gamma, 0.0, 1.0, low_open=True, high_open=False)
+        self.initial_gradient = check_initial_gradient(initial_gradient)
         x = flat.params
         self.h = CompressedCopy(comm, compressors(0), x)
         self.g_copy = CompressedCopy(comm, compressors(1), x)

@@ -8,7 +8,7 @@ import torch
 
 from compoptim.comm.base import Communicator
 from compoptim.errors import UserError, check_range
-from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
+from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer, check_initial_gradient
 from compoptim.optim.flat import FlatParameters
 from compoptim.optim.gossip import ChocoGossip
 
@@ -23,15 +23,17 @@ class DoCoM(DecentralizedOptimizer):
         g_hat^{t+1} = g_hat^t + C(g^t + v^{t+1} - v^t - g_hat^t)
         g^{t+1}     = g^t + v^{t+1} - v^t + gamma sum_j w_ij (g_hat_j^{t+1} - g_hat_i^{t+1})
 
-    theta_hat^0 = g_hat^0 = 0 and g^0 = v^0 = grad f(theta^0; xi^0) (the paper's initial batch
-    is this node's first minibatch here). The estimator evaluates the same minibatch at the
+    theta_hat^0 = g_hat^0 = 0 and g^0 = v^0 = grad f(theta^0; xi^0), where the paper's initial
+    batch xi^0 is this node's first minibatch (``initial_gradient=minibatch``, the default)
+    or its whole shard (``full``). The estimator evaluates the same minibatch at the
     new and the previous iterate: two gradients per step (the trainer's closure). Sends two
     compressed vectors per step (one at the first).
     """
 
     def __init__(self, flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float = 0.05,
-                 gamma: float = 0.2, beta: float = 0.3) -> None:
+                 gamma: float = 0.2, beta: float = 0.3, initial_gradient: str = "minibatch") -> None:
         super().__init__(flat, comm, compressors, lr)
+        self.initial_gradient = check_initial_gradient(initial_gradient)
         self.gamma = check_range("optimizer.gamma", gamma, 0.0, 1.0, low_open=True, high_open=False)
         self.beta = check_range("optimizer.beta", beta, 0.0, 1.0, low_open=True, high_open=False)
         x = flat.params

@@ -21,7 +21,7 @@ from torch import nn
 
 from compoptim.comm.base import Communicator
 from compoptim.optim.flat import FlatParameters
-from compoptim.train.loss import task_loss
+from compoptim.train.loss import full_gradient_, task_loss
 
 _EVAL_BATCH = 1024
 
@@ -128,19 +128,11 @@ class Evaluator:
         was_training = model.training
         model.eval()
         params.zero_grad()
-        count = len(self.y_train) * (self.y_train[0].numel() if len(self.y_train) else 1)
-        loss_sum = 0.0
-        with torch.enable_grad():
-            for start in range(0, len(self.y_train), _EVAL_BATCH):
-                x, y = self.x_train[start : start + _EVAL_BATCH], self.y_train[start : start + _EVAL_BATCH]
-                loss = task_loss(self.task, model(x), y, reduction="sum")
-                (loss / count).backward()  # accumulates grad f_i(x_bar), the mean over the shard
-                loss_sum += loss.item()
+        shard_loss = full_gradient_(model, self.task, self.x_train, self.y_train, _EVAL_BATCH)  # f_i, grad f_i
         model.train(was_training)
-        holds_data = 1.0 if count else 0.0
+        holds_data = 1.0 if len(self.y_train) else 0.0
         grad = params.grads.to(torch.float64)
-        totals = torch.cat([grad, torch.tensor([loss_sum / max(count, 1), holds_data], dtype=torch.float64,
-                                               device=grad.device)])
+        totals = torch.cat([grad, torch.tensor([shard_loss, holds_data], dtype=torch.float64, device=grad.device)])
         self.comm.allreduce_(totals, "sum")
         nodes = totals[-1].item()
         if nodes == 0:

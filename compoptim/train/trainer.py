@@ -27,7 +27,7 @@ from compoptim.train.checkpoint import (
     write_manifest,
 )
 from compoptim.train.loggers import NullLogger, build_logger
-from compoptim.train.loss import task_loss
+from compoptim.train.loss import full_gradient_, task_loss
 from compoptim.train.node import build_node
 from compoptim.train.progress import EpochProgress, on_terminal
 from compoptim.train.record import code_version, host_names, launch_record, timestamp
@@ -227,6 +227,11 @@ class Trainer:
 
         self.optimizer.begin_step()  # may post x_t's exchange, to travel during the backward pass
         loss = gradient()
+        if self.optimizer.t == 0 and self.optimizer.initial_gradient == "full":
+            # Once, at x_0: the tracker starts from this node's full local gradient (its
+            # whole shard, unaugmented); the reported loss stays this minibatch's.
+            self.flat.zero_grad()
+            full_gradient_(self.model, self.node.task, self.loader.x, self.loader.y)
         if loss is not None and not torch.isfinite(loss):
             if self.cfg["trainer"]["on_nonfinite"] == "stop":
                 raise Diverged(f"non-finite training loss at step {self.optimizer.t} on node {self.comm.rank}")
