@@ -51,6 +51,19 @@ def test_training_allreduce_counts_its_bytes_and_a_sane_wait():
         assert counters.metric_bytes_sent == 0 and 0 <= counters.wait_time_s <= elapsed
 
 
+def test_an_allreduce_on_one_node_sends_nothing():
+    """allreduce_sgd / allreduce_adam on one node are plain SGD / Adam: no bytes counted."""
+    from compoptim.topology import build_topology
+
+    def node(comm):
+        comm.allreduce_(torch.ones(5), training=True)
+        comm.allreduce_(torch.ones(5))
+        return comm.counters
+
+    counters = run_local(build_topology({"name": "none"}, 1), node)[0]
+    assert (counters.bytes_sent, counters.bytes_received, counters.metric_bytes_sent) == (0, 0, 0)
+
+
 def test_counters_resume_and_hand_over_the_error_once():
     counters = TrafficCounters(bytes_sent=7, wait_time_s=0.5, encode_count=33, error_sum=0.75, error_count=2)
     resumed = TrafficCounters()

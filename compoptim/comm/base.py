@@ -125,7 +125,7 @@ class Communicator(ABC):
                 combine(part, row, out=part)
         if op == "mean":
             tensor.div_(self.size)
-        nbytes = flat.numel() * flat.element_size()
+        nbytes = flat.numel() * flat.element_size() if self.size > 1 else 0  # one node sends nothing
         if training:
             self.counters.bytes_sent += nbytes
             self.counters.bytes_received += (self.size - 1) * nbytes

@@ -51,7 +51,7 @@ def generate() -> dict[str, np.ndarray]:
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:
-        raise UserError("dataset=mnist1d needs the mnist1d package: pip install mnist1d") from exc
+        raise UserError(f"dataset=mnist1d needs the mnist1d package (pip install mnist1d): {exc}") from exc
     numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
         data = make_dataset(get_dataset_args())
