@@ -61,6 +61,11 @@ class DecentralizedOptimizer(ABC):
         """The stateful pieces (rules, gossips, compressors) whose state_dicts make up ours."""
         return {}
 
+    def tracker(self) -> torch.Tensor | None:
+        """This node's gradient tracker y_i (its estimate of the global gradient) for tracking
+        methods, after the last step; None for the others."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"t": self.t}
         for name, part in self.parts().items():

@@ -55,5 +55,8 @@ class BEER(DecentralizedOptimizer):
         self.h.update(x, self.t)
         self.t += 1
 
+    def tracker(self) -> torch.Tensor:
+        return self.v  # V^t, tracking the nodes' mean gradient
+
     def parts(self) -> dict[str, Any]:
         return {"h": self.h, "g": self.g_copy, "v": self.v, "grad_prev": self.grad_prev}

@@ -63,6 +63,9 @@ class Decentralized(DecentralizedOptimizer):
             gossip(self.rule.state(var), t)
         self.t += 1
 
+    def tracker(self) -> torch.Tensor | None:
+        return self.estimate.tracker()
+
     def _prox(self, x: torch.Tensor) -> None:
         soft_threshold_(x, self.current_lr * self.l1)
 

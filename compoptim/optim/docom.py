@@ -70,6 +70,9 @@ class DoCoM(DecentralizedOptimizer):
         self.theta_gossip(theta, self.t)
         self.t += 1
 
+    def tracker(self) -> torch.Tensor:
+        return self.g  # g^t, tracking the nodes' mean momentum estimate v
+
     def parts(self) -> dict[str, Any]:
         return {"theta": self.theta_gossip, "g_gossip": self.g_gossip, "v": self.v, "g": self.g,
                 "theta_prev": self.theta_prev}

@@ -23,6 +23,10 @@ class GradientEstimate(ABC):
         """Stateful pieces, by the names they are saved under in the optimizer's state_dict."""
         return {}
 
+    def tracker(self) -> torch.Tensor | None:
+        """The node's estimate of the global gradient, for a tracking estimate; else None."""
+        return None
+
 
 class RawGradient(GradientEstimate):
     """d_t = g_t."""
@@ -63,6 +67,9 @@ class TrackedGradient(GradientEstimate):
         if not self.gossip_first:
             self.gossip(self.y, step)
         self.g_prev.copy_(g)
+        return self.y
+
+    def tracker(self) -> torch.Tensor:
         return self.y
 
     def parts(self) -> dict[str, Any]:

@@ -28,7 +28,10 @@ X_AXES = {
 }
 LABELS = {"test_acc": "test accuracy (averaged model)", "test_loss": "test loss (averaged model)",
           "train_loss": "training loss", "consensus_distance": "consensus distance (1/n) Σ‖x_i − x̄‖²",
-          "local_test_acc_mean": "test accuracy (local models, mean)"}
+          "local_test_acc_mean": "test accuracy (local models, mean)",
+          "train_objective": "training objective f(x̄)", "grad_norm_sq": "‖∇f(x̄)‖²",
+          "local_train_loss": "training loss of the local models (1/n) Σ f_i(x_i)",
+          "tracker_error": "tracker error (1/n) Σ‖y_i − ∇f(x̄)‖²"}
 # Float32 parameters agree to ~1e-7, so a squared distance ~1e-14 of the largest is round-off:
 # values that far below the largest (or below 1e-30, or zero) would only stretch a log axis.
 ROUND_OFF = 1e-12

@@ -9,11 +9,15 @@ The decentralized objective is f(x) = (1/n) sum_i f_i(x), f_i the mean loss over
 training shard (nodes without data left out of the mean). ``train_objective`` is f(x_bar)
 and ``grad_norm_sq`` is ||grad f(x_bar)||^2, the stationarity measure of nonconvex
 decentralized papers: each node scores its own shard with x_bar in evaluation mode, and the
-losses and gradients are averaged over the nodes.
+losses and gradients are averaged over the nodes. On the same shards, ``local_train_loss`` is
+(1/n) sum_i f_i(x_i), the nodes' own models on their own data, and for tracking methods
+``tracker_error`` is (1/n) sum_i ||y_i - grad f(x_bar)||^2, with y_i the node's tracker after
+the last step (it tracks the minibatch gradients at the iterate before that step).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +40,8 @@ class Evaluation:
     consensus_distance: float
     train_objective: float  # f(x_bar) on the training shards
     grad_norm_sq: float  # ||grad f(x_bar)||^2
+    local_train_loss: float  # (1/n) sum_i f_i(x_i): each node's own model on its own shard
+    tracker_error: float  # (1/n) sum_i ||y_i - grad f(x_bar)||^2 (NaN without a tracker)
     node_test_acc: float  # this node's own model
     node_distance: float  # this node's ||x_i - x_bar||^2
 
@@ -51,9 +57,10 @@ class Evaluator:
     def __init__(self, model: nn.Module, flat: FlatParameters, averaged_model: nn.Module,
                  x_test: torch.Tensor, y_test: torch.Tensor, comm: Communicator, task: str = "classification",
                  average_buffers_into_local: bool = True, x_train: torch.Tensor | None = None,
-                 y_train: torch.Tensor | None = None) -> None:
+                 y_train: torch.Tensor | None = None, tracker: Callable[[], torch.Tensor | None] | None = None) -> None:
         """``x_train``, ``y_train``: this node's training shard (or a fixed part of it), for
-        f(x_bar) and its gradient (None: not measured, NaN)."""
+        f(x_bar), its gradient and the local models' loss (None: not measured, NaN);
+        ``tracker``: the optimizer's gradient tracker (``DecentralizedOptimizer.tracker``)."""
         self.model, self.flat, self.comm, self.task = model, flat, comm, task
         self.average_buffers_into_local = average_buffers_into_local
         self.buffers = [b for b in model.buffers() if b.is_floating_point()]
@@ -61,6 +68,7 @@ class Evaluator:
         self.averaged_model = averaged_model
         self.averaged = FlatParameters(averaged_model, grads=x_train is not None)
         self.x_train, self.y_train = x_train, y_train
+        self.tracker = tracker or (lambda: None)
         # float64 x_bar and x_i - x_bar, kept from one evaluation to the next
         self._x_bar64 = torch.zeros(flat.numel, dtype=torch.float64, device=flat.params.device)
         self._diff64 = torch.zeros_like(self._x_bar64)
@@ -89,7 +97,15 @@ class Evaluator:
         diff.copy_(self.flat.params)
         diff.sub_(x_bar64)
         consensus = torch.dot(diff, diff).reshape(1)
-        objective, grad_norm_sq = self._objective()
+        objective, grad_f = self._objective()
+        grad_norm_sq = float("nan") if grad_f is None else torch.dot(grad_f, grad_f).item()
+        # this node's own model on its own shard, and its tracker's distance to grad f(x_bar)
+        holds_data = self.x_train is not None and len(self.y_train) > 0
+        own_loss = _score(self.model, self.x_train, self.y_train, self.task)[0] / _count(self.y_train) \
+            if holds_data else 0.0
+        y = self.tracker()
+        tracked = y is not None and grad_f is not None
+        tracker_error = torch.sum((y.to(torch.float64) - grad_f) ** 2).item() if tracked else 0.0
 
         avg_loss, avg_correct = _score(self.averaged_model, self.x_test[self.slice], self.y_test[self.slice],
                                        self.task)
@@ -97,7 +113,8 @@ class Evaluator:
         per_sample = self.y_test[0].numel()  # characters per sequence for language
         local_acc = local_correct / (len(self.y_test) * per_sample)
 
-        sums = torch.tensor([avg_loss, avg_correct, local_acc], dtype=torch.float64, device=dev)
+        sums = torch.tensor([avg_loss, avg_correct, local_acc, own_loss, float(holds_data), tracker_error],
+                            dtype=torch.float64, device=dev)
         sums = torch.cat([sums, consensus])
         self.comm.allreduce_(sums, "sum")
         low = torch.tensor([local_acc], dtype=torch.float64, device=dev)
@@ -111,19 +128,22 @@ class Evaluator:
             local_test_acc_mean=sums[2].item() / n,
             local_test_acc_min=low.item(),
             local_test_acc_max=high.item(),
-            consensus_distance=sums[3].item() / n,
+            consensus_distance=sums[6].item() / n,
             train_objective=objective,
             grad_norm_sq=grad_norm_sq,
+            local_train_loss=sums[3].item() / sums[4].item() if sums[4].item() > 0 else float("nan"),
+            tracker_error=sums[5].item() / n if tracked else float("nan"),
             node_test_acc=local_acc,
             node_distance=consensus.item(),
         )
 
 
-    def _objective(self) -> tuple[float, float]:
-        """(f(x_bar), ||grad f(x_bar)||^2): every node's shard loss and gradient at x_bar,
-        averaged over the nodes that hold data (one model-sized reduction)."""
+    def _objective(self) -> tuple[float, torch.Tensor | None]:
+        """(f(x_bar), grad f(x_bar) in float64): every node's shard loss and gradient at
+        x_bar, averaged over the nodes that hold data (one model-sized reduction); (NaN,
+        None) when not measured."""
         if self.x_train is None:
-            return float("nan"), float("nan")
+            return float("nan"), None
         model, params = self.averaged_model, self.averaged
         was_training = model.training
         model.eval()
@@ -136,9 +156,13 @@ class Evaluator:
         self.comm.allreduce_(totals, "sum")
         nodes = totals[-1].item()
         if nodes == 0:
-            return float("nan"), float("nan")
-        grad_f = totals[:-2] / nodes
-        return totals[-2].item() / nodes, torch.dot(grad_f, grad_f).item()
+            return float("nan"), None
+        return totals[-2].item() / nodes, totals[:-2] / nodes
+
+
+def _count(y: torch.Tensor) -> int:
+    """Loss terms in y: samples, times characters per sequence for language."""
+    return len(y) * (y[0].numel() if len(y) else 1)
 
 
 def _score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str) -> tuple[float, float]:

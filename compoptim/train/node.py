@@ -111,7 +111,7 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
     evaluator = Evaluator(model, flat, make_model(), data.x_test.to(device), data.y_test.to(device), comm,
                           task=data.task, average_buffers_into_local=model.bn_stats == "averaged",
                           x_train=None if part == 0 else loader.x[:part],
-                          y_train=None if part == 0 else loader.y[:part])
+                          y_train=None if part == 0 else loader.y[:part], tracker=optimizer.tracker)
     return Node(comm=comm, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
                 label_histogram=label_histogram(strata, shards, int(strata.max()) + 1),

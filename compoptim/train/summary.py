@@ -28,6 +28,8 @@ def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_para
         "consensus_distance": last["consensus_distance"],
         "train_objective": last["train_objective"],
         "grad_norm_sq": last["grad_norm_sq"],
+        "local_train_loss": last["local_train_loss"],
+        "tracker_error": last["tracker_error"],
         "compression_error": last["compression_error"],
         "bytes_sent_per_node": last["bytes_sent_per_node"],
         "bytes_received_per_node": last["bytes_received_per_node"],

@@ -275,6 +275,8 @@ class Trainer:
             "consensus_distance": ev.consensus_distance,
             "train_objective": ev.train_objective,
             "grad_norm_sq": ev.grad_norm_sq,
+            "local_train_loss": ev.local_train_loss,
+            "tracker_error": ev.tracker_error,
             "bytes_sent_per_node": counters[0].item(),
             "bytes_received_per_node": counters[1].item(),
             "bytes_sent_max_node": most[0].item(),
