@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from common import Reproduction, mean_spread, table
+from common import Reproduction, final_acc, mean_spread, table
 
 SETTING = ["backend.nodes=8", "topology=ring", "dataset=digits", "dataset/partition=iid", "model=lenet5",
            "optimizer.lr=0.2"]
@@ -37,7 +37,7 @@ def main(argv=None) -> None:
 
     tuning = {c: {g: run(f"choco-{c}-g{g}", ["optimizer=choco_sgd", f"optimizer.gamma={g}", *comp], 0)
                   for g in gammas} for c, comp in COMPRESSORS.items()}
-    best = {c: max(runs, key=lambda g: _acc(runs[g])) for c, runs in tuning.items()}
+    best = {c: max(runs, key=lambda g: final_acc(runs[g])) for c, runs in tuning.items()}
     # label -> (run name, overrides); CHOCO's seed-0 run at its best gamma is reused
     methods = {"D-PSGD (exact)": ("dsgd", ["optimizer=dsgd", "compressor=none"])}
     methods |= {f"CHOCO-SGD {c}, γ {best[c]}": (f"choco-{c}-g{best[c]}", ["optimizer=choco_sgd",
@@ -51,10 +51,10 @@ def main(argv=None) -> None:
     rows = []
     for label, runs in results.items():
         sent = runs[0].summary["bytes_sent_per_node"]
-        rows.append([label, mean_spread([_acc(r) for r in runs]), f"{sent / 1e6:.2f}", f"{exact_bytes / sent:.1f}×",
-                     f"{runs[0].summary['consensus_distance']:.2e}"])
+        rows.append([label, mean_spread([final_acc(r) for r in runs]), f"{sent / 1e6:.2f}",
+                     f"{exact_bytes / sent:.1f}×", f"{runs[0].summary['consensus_distance']:.2e}"])
     sweep = table(["compressor", *[f"γ = {g}" for g in gammas]],
-                  [[c, *[f"{_acc(tuning[c][g]):.4f}" for g in gammas]] for c in COMPRESSORS])
+                  [[c, *[f"{final_acc(tuning[c][g]):.4f}" for g in gammas]] for c in COMPRESSORS])
     rep.write_section(f"""
 **CHOCO's γ on seed 0** (final test accuracy of the averaged model):
 
@@ -69,9 +69,6 @@ bytes sent per node over the {epochs} epochs; consensus distance (1/n)Σ‖x_i �
 """)
 
 
-def _acc(result) -> float:
-    return float(result.summary["test_acc"]) if result.summary.get("status") == "finished" else float("nan")
-
 
 def draw(path, results, tuning) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -81,7 +78,8 @@ def draw(path, results, tuning) -> None:
         line = left.plot(epochs, curves.mean(0), label=label)[0]
         left.fill_between(epochs, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.2)
         sent = runs[0].metrics["bytes_sent_per_node"].to_numpy()
-        right.plot(np.maximum(sent, 1) / 1e6, curves.mean(0), label=label, color=line.get_color())
+        after = sent > 0  # the initial model (nothing sent yet) has no place on a log axis
+        right.plot(sent[after] / 1e6, curves.mean(0)[after], label=label, color=line.get_color())
     left.set_xlabel("epoch")
     right.set_xlabel("MB sent per node (log)")
     right.set_xscale("log")

@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from common import Reproduction, mean_spread, table
+from common import Reproduction, final_acc, mean_spread, table
 
 SETTING = ["backend.nodes=4", "topology=ring", "dataset=digits", "dataset/partition=iid", "model=lenet5",
            "optimizer=amsgrad", "optimizer.lr=1e-3"]
@@ -45,13 +45,15 @@ def main(argv=None) -> None:
     markers = dict(zip(COMPRESSORS, "osD"))
     rows = []
     for (k, c), runs in results.items():
-        accs = [_acc(r) for r in runs]
+        accs = [final_acc(r) for r in runs]
         sent = np.mean([r.summary["bytes_sent_per_node"] for r in runs])
         rows.append([k, c, mean_spread(accs), f"{sent / 1e6:.2f}", f"{runs[0].summary['consensus_distance']:.2e}"])
         left.scatter(sent / 1e6, np.mean(accs), marker=markers[c], s=50, label=f"K={k}, {c}",
                      color=f"C{periods.index(k)}")
         curve = np.mean([r.metrics["test_acc"].to_numpy() for r in runs], axis=0)
-        right.plot(runs[0].metrics["bytes_sent_per_node"].to_numpy().clip(min=1) / 1e6, curve,
+        sent_so_far = runs[0].metrics["bytes_sent_per_node"].to_numpy()
+        after = sent_so_far > 0  # the initial model (nothing sent yet) has no place on a log axis
+        right.plot(sent_so_far[after] / 1e6, curve[after],
                    color=f"C{periods.index(k)}", linestyle={"exact": "-", "top-k 30%": "--", "top-k 5%": ":"}[c])
     left.set_xscale("log")
     left.set_xlabel("MB sent per node over the run (log)")
@@ -76,9 +78,6 @@ bytes sent per node over the {epochs} epochs (mean over seeds), consensus distan
 ![LoDAdaC local steps vs compression](figures/{figure.name})
 """)
 
-
-def _acc(result) -> float:
-    return float(result.summary["test_acc"]) if result.summary.get("status") == "finished" else float("nan")
 
 
 if __name__ == "__main__":
