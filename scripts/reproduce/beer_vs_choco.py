@@ -9,8 +9,8 @@ gamma 0.01, 150 epochs (9,000 steps per agent): BEER 91.6% vs CHOCO-SGD 71.7% te
 Here: the embedded digits (8x8), the same graph, agents and one class per agent, an MLP with
 one hidden layer of 64 (4,810 parameters), batch 16, 100 epochs (900 steps per agent); a
 lr x gamma sweep of both methods with top-k 10% maps where each is stable, then the best
-point of each over 3 seeds with top-k and with the paper's gsgd_5 (its gamma swept apart,
-at the same lr), BEER's tracker started
+point of each over 3 seeds with top-k and on seed 0 with the paper's gsgd_5 (its gamma swept
+apart, at the same lr), BEER's tracker started
 from a minibatch instead of the full local gradient, and the paper's own step sizes.
 """
 
@@ -58,9 +58,11 @@ def main(argv=None) -> None:
         points[(m, "top-k 10%")] = best[m]
         gamma = max(gsgd_gammas, key=lambda g, m=m: np.nan_to_num(gsgd_sweep[m][g], nan=-1))
         points[(m, "gsgd_5")] = (best[m][0], gamma)
-    # 3. each method at its best point, 3 seeds, with top-k 10% and with the paper's gsgd_5
+    # 3. each method at its best point: top-k 10% over 3 seeds; gsgd_5 (2.5 min a run here,
+    # its decoding unpacks 6-bit codes per neighbour) on seed 0, its sweep's run
     compressors = {"top-k 10%": ("compressor=topk", "compressor.ratio=0.1"), "gsgd_5": gsgd}
-    headline = {(m, c): [run(m, *points[(m, c)], compressor=compressors[c], seed=s) for s in seeds]
+    headline = {(m, c): [run(m, *points[(m, c)], compressor=compressors[c], seed=s)
+                         for s in (seeds if c == "top-k 10%" else seeds[:1])]
                 for (m, c) in points}
     # 4. BEER's tracker from the first minibatch instead of the full local gradient
     minibatch = [run("beer", *best["beer"], seed=s, extra=("optimizer.initial_gradient=minibatch",)) for s in seeds]
@@ -136,7 +138,7 @@ def page(grid, lrs, gammas, best, gsgd_sweep, points, headline, minibatch, paper
     ours = f"digits, same graph/agents/split, MLP 64, {epochs} epochs"
     for (method, compressor), runs in headline.items():
         lr, gamma = points[(method, compressor)]
-        rows.append([f"{ours}, {compressor}, lr {lr}, γ {gamma}", "",
+        rows.append([f"{ours}, {compressor}, lr {lr}, γ {gamma}" + ("" if len(runs) > 1 else ", seed 0"), "",
                      f"{METHODS[method]}: {mean_spread([final_acc(r) * 100 for r in runs], 1)}", local_mean(runs),
                      megabytes(runs[0])])
     lr, gamma = best["beer"]
