@@ -98,7 +98,7 @@ def draw(path, single, decentralized) -> None:
         style = "-" if partition in ("iid", "—") else "--"
         right.plot(r.metrics["epoch"], r.metrics["test_acc"], linestyle=style,
                    label=f"{method}" + ("" if n == 1 else f", n={n}, {partition}"))
-    right.set_title("the CNN with SGD: one node vs decentralized (dashed: label-sorted)")
+    right.set_title("the CNN with SGD (dashed: label-sorted shards)")
     for ax in (left, right):
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
