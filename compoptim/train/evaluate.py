@@ -25,7 +25,7 @@ from torch import nn
 
 from compoptim.comm.base import Communicator
 from compoptim.optim.flat import FlatParameters
-from compoptim.train.loss import full_gradient_, task_loss
+from compoptim.train.loss import full_gradient_, loss_terms, task_loss
 
 _EVAL_BATCH = 1024
 
@@ -101,7 +101,7 @@ class Evaluator:
         grad_norm_sq = float("nan") if grad_f is None else torch.dot(grad_f, grad_f).item()
         # this node's own model on its own shard, and its tracker's distance to grad f(x_bar)
         holds_data = self.x_train is not None and len(self.y_train) > 0
-        own_loss = _score(self.model, self.x_train, self.y_train, self.task)[0] / _count(self.y_train) \
+        own_loss = _score(self.model, self.x_train, self.y_train, self.task)[0] / loss_terms(self.y_train) \
             if holds_data else 0.0
         y = self.tracker()
         tracked = y is not None and grad_f is not None
@@ -158,11 +158,6 @@ class Evaluator:
         if nodes == 0:
             return float("nan"), None
         return totals[-2].item() / nodes, totals[:-2] / nodes
-
-
-def _count(y: torch.Tensor) -> int:
-    """Loss terms in y: samples, times characters per sequence for language."""
-    return len(y) * (y[0].numel() if len(y) else 1)
 
 
 def _score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str) -> tuple[float, float]:

@@ -17,7 +17,7 @@ def full_gradient_(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.
     """Accumulates the gradient of the mean loss over all of (x, y) into the parameters'
     ``.grad`` (the caller zeroes them), in chunks of ``chunk`` samples so memory stays that
     of one chunk; returns the mean loss (0 for no samples, with no gradient added)."""
-    count = len(y) * (y[0].numel() if len(y) else 1)
+    count = loss_terms(y)
     total = 0.0
     with torch.enable_grad():
         for start in range(0, len(y), chunk):
@@ -25,3 +25,8 @@ def full_gradient_(model: torch.nn.Module, task: str, x: torch.Tensor, y: torch.
             (loss / count).backward()
             total += loss.item()
     return total / max(count, 1)
+
+
+def loss_terms(y: torch.Tensor) -> int:
+    """The terms a mean loss over y averages: samples, times characters per sequence for language."""
+    return len(y) * (y[0].numel() if len(y) else 1)
