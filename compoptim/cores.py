@@ -34,6 +34,30 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def available_memory() -> int:
+    """Bytes a new allocation can still get without swapping (MemAvailable), or the machine's
+    memory where the kernel does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return machine_memory()
+
+
+def resident_memory() -> int:
+    """Bytes of memory this process holds now (its resident set)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def memory_shortfall(nbytes: float) -> str | None:
     """``"(X GiB), more than this machine's memory (Y GiB)"`` if ``nbytes`` cannot fit, else None:
     the end of a one-line refusal, instead of the allocator's traceback or the OOM killer."""

@@ -87,8 +87,8 @@ def test_failure_on_one_node_stops_the_others():
     assert not released.is_set()
 
 
-@pytest.mark.parametrize("active", [1, 2, 32])
-def test_many_nodes_mix_in_place_for_many_rounds(active):
+@pytest.mark.parametrize("workers", [1, 2, 5, 32])
+def test_many_nodes_mix_in_place_for_many_rounds(workers):
     """32 nodes, x gossiped in place (the payload is x itself) through a time-varying graph,
     with metric reductions in between: after R rounds every node holds (W_R...W_1 X)_i, so no
     node ever read a neighbour's slot after the neighbour had rewritten it."""
@@ -114,22 +114,34 @@ def test_many_nodes_mix_in_place_for_many_rounds(active):
                 comm.allreduce_(torch.ones(3), "sum")
         return x
 
-    results = run_local(topology, node, active=active)
+    results = run_local(topology, node, workers=workers)
     torch.testing.assert_close(torch.stack(results), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_failure_with_one_run_token_stops_the_others():
+def test_a_failing_node_stops_the_others_on_every_worker_count():
     def node(comm):
         if comm.rank == 3:
             raise RuntimeError("node 3 broke")
         for _ in range(3):
             comm.allreduce_(torch.zeros(1))
 
-    with pytest.raises(RuntimeError, match="node 3 broke"):
-        run_local(ring(8), node, active=1)
+    for workers in (1, 2, 8):
+        with pytest.raises(RuntimeError, match="node 3 broke") as info:
+            run_local(ring(8), node, workers=workers)
+        assert info.value.node_rank == 3
 
 
-def test_a_communicator_outside_run_nodes_needs_no_run_token():
+def test_a_node_that_returns_early_is_an_error_not_a_hang():
+    def node(comm):
+        for _ in range(1 if comm.rank == 2 else 3):
+            comm.allreduce_(torch.zeros(1))
+
+    for workers in (1, 3):
+        with pytest.raises(RuntimeError, match="wait for an exchange"):
+            run_local(ring(5), node, workers=workers)
+
+
+def test_a_communicator_outside_run_nodes_needs_nothing_to_wait_for():
     comm = local_network(ring(1))[0]
     assert comm.allreduce_(torch.ones(2), "sum").tolist() == [1.0, 1.0]
     assert comm.allreduce_(torch.ones(2), "sum").tolist() == [1.0, 1.0]

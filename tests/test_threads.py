@@ -27,8 +27,9 @@ def test_in_process_nodes_compute_about_one_per_core(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
     monkeypatch.setattr("torch.get_num_threads", lambda: 2)
     comms = local_network(ring(16))
-    assert comms[0]._hub.active == 4  # 8 cores / 2 threads per node
-    assert local_network(ring(16), active=3)[0]._hub.active == 3
+    assert comms[0]._hub.workers == 4  # 8 cores / 2 threads per node
+    assert local_network(ring(16), workers=3)[0]._hub.workers == 3
+    assert local_network(ring(2), workers=3)[0]._hub.workers == 2  # never more workers than nodes
 
 
 def test_speed_settings_do_not_block_a_resume():

@@ -1,7 +1,8 @@
-"""backend=local: every node of the run in this one process, one thread each (no mpirun).
+"""backend=local: every node of the run in this one process (no mpirun).
 
 All Trainers are built first, in this thread, so a config mistake is one line before any
-node starts; then the nodes train in parallel threads through one in-process hub. The
+node starts, and so is a node count whose nodes would not fit in memory; then the nodes
+train on a few worker threads through one in-process hub (``comm/local.py``). The
 results are bit-identical to ``mpirun -np <nodes>`` with the same ``trainer.threads``.
 
 ``train_local`` raises ``UserError`` (what ``compoptim.run`` needs from Python);
@@ -18,9 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from compoptim.cli.world import resolve_device, set_threads
 from compoptim.comm import BACKENDS, local_network, run_nodes
 from compoptim.comm.local import LocalCommunicator
+from compoptim.cores import available_memory, resident_memory
 from compoptim.errors import AgreedExit, UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
@@ -59,6 +63,41 @@ class LocalJob:
             raise UserError(f"node {node} of {len(self.comms)}: {type(exc).__name__}: {exc}") from exc
 
 
+class MemoryProbe:
+    """Refuses, after the first few nodes are built, a node count whose nodes cannot all fit.
+
+    A node's memory is measured, not guessed: the growth of this process while nodes 1 to
+    ``SAMPLE`` are built (node 0 also loads what all nodes share, the dataset and the
+    imports): model, flat gradients, optimizer state, evaluation copies, its data shard and
+    the Python objects around them. Two more model-sized buffers per node cover what the
+    first steps allocate (send slots, work buffers); a batch's activations live on one node
+    per worker at a time, so they do not grow with the node count.
+    """
+
+    SAMPLE = 4
+
+    def __init__(self, nodes: int) -> None:
+        self.nodes = nodes
+        self.start = resident_memory()
+        self.after_first = self.start
+
+    def built(self, count: int, params: torch.Tensor) -> None:
+        if count == 1:
+            self.after_first = resident_memory()
+        if count != self.SAMPLE or self.nodes <= self.SAMPLE:
+            return
+        per_node = max(0, resident_memory() - self.after_first) / (self.SAMPLE - 1) + \
+            2 * params.numel() * params.element_size()
+        available = available_memory()
+        needed = per_node * (self.nodes - self.SAMPLE)
+        if needed > available:
+            fit = self.SAMPLE + int(available // per_node)
+            raise UserError(f"backend.nodes={self.nodes} needs about {needed / 2**30:,.1f} GiB more for its nodes "
+                            f"({per_node / 2**20:,.1f} MiB each: model, optimizer state, gossip and evaluation "
+                            f"copies, data shard), but {available / 2**30:,.1f} GiB are available: at most {fit} "
+                            f"nodes of this configuration fit")
+
+
 def build_local_job(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any] | None = None) -> LocalJob:
     """Every node's Trainer for ``backend.nodes`` nodes (``launch``: how the run was started,
     for summary.json); a config mistake marks the run failed and is a UserError, raised
@@ -71,8 +110,11 @@ def build_local_job(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any
         # with this many ranks on this machine would get, so the arithmetic is the same.
         set_threads(cfg["trainer"]["threads"], nodes)
         comms = local_network(build_topology(cfg["topology"], nodes))
-        trainers = [Trainer(cfg, comm, run_dir, resolve_device(cfg["trainer"]["device"], comm.rank), log=log.info,
-                            launch=launch) for comm in comms]
+        trainers, probe = [], MemoryProbe(nodes)
+        for comm in comms:
+            trainers.append(Trainer(cfg, comm, run_dir, resolve_device(cfg["trainer"]["device"], comm.rank),
+                                    log=log.info, launch=launch))
+            probe.built(len(trainers), trainers[0].flat.params)
     except UserError as exc:
         mark_failed(run_dir, exc)
         raise

@@ -3,9 +3,9 @@
 from compoptim.comm.backends import BACKENDS, LocalBackend, MPIBackend
 from compoptim.comm.base import Communicator
 from compoptim.comm.counters import TrafficCounters
-from compoptim.comm.local import LocalCommunicator, local_network, run_local, run_nodes
+from compoptim.comm.local import LocalCommunicator, default_workers, local_network, run_local, run_nodes
 
 __all__ = [
     "BACKENDS", "Communicator", "LocalBackend", "LocalCommunicator", "MPIBackend", "TrafficCounters",
-    "local_network", "run_local", "run_nodes",
+    "default_workers", "local_network", "run_local", "run_nodes",
 ]

@@ -118,11 +118,7 @@ class Communicator(ABC):
         combine = {"sum": torch.add, "mean": torch.add, "max": torch.maximum, "min": torch.minimum}[op]
         chunk = max(1, _GATHER_BYTES // (self.size * flat.element_size()))
         for offset in range(0, flat.numel(), chunk):
-            part = flat[offset : offset + chunk]
-            gathered = self._allgather(part)
-            part.copy_(gathered[0])
-            for row in gathered[1:]:
-                combine(part, row, out=part)
+            self._combine_(flat[offset : offset + chunk], combine)
         if op == "mean":
             tensor.div_(self.size)
         nbytes = flat.numel() * flat.element_size() if self.size > 1 else 0  # one node sends nothing
@@ -134,6 +130,22 @@ class Communicator(ABC):
             self.counters.metric_bytes_sent += nbytes
             self.counters.metric_bytes_received += (self.size - 1) * nbytes
         return tensor
+
+    def allgather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """(size, numel) tensor whose row r is rank r's flattened ``tensor``: one row per node,
+        for metric tables (the result may be shared between nodes: read it, do not write it)."""
+        gathered = self._allgather(tensor)
+        nbytes = tensor.numel() * tensor.element_size() if self.size > 1 else 0
+        self.counters.metric_bytes_sent += nbytes
+        self.counters.metric_bytes_received += (self.size - 1) * nbytes
+        return gathered
+
+    def _combine_(self, part: torch.Tensor, combine: Any) -> None:
+        """part <- combine over the nodes' ``part`` in rank order (rank 0's, then each next one's)."""
+        gathered = self._allgather(part)
+        part.copy_(gathered[0])
+        for row in gathered[1:]:
+            combine(part, row, out=part)
 
     @abstractmethod
     def _start(self, payload: torch.Tensor, neighbors: list[int]) -> Any:

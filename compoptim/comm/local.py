@@ -1,12 +1,21 @@
-"""n nodes inside one process: one thread per node, exchanging through shared memory.
+"""n nodes inside one process: a few worker threads, each advancing many nodes.
 
-Used by tests and by ``backend=local`` (no mpirun needed). An exchange costs one copy of
-the payload into the node's own send slot and one barrier; the neighbours then read that
-slot in place while they mix (no copy per neighbour, no allocation per step). Slots are
-double-buffered by exchange parity: a node rewrites the slot of exchange e only at
-exchange e + 2, which it cannot reach before every node has passed the barrier of e + 1,
-that is, has finished reading exchange e. Sums run in the same order as in
-MPICommunicator, so the results are bit-identical to an MPI run with the same inputs.
+Used by tests and by ``backend=local`` (no mpirun needed). Each node runs as a greenlet (a
+coroutine with its own stack) on one of ``workers`` OS threads, about one per core. A node
+computes until it reaches an exchange; there it switches back to its worker, which runs its
+next node. When every node of every worker has reached the exchange, the workers meet at
+one thread barrier and resume their nodes in order. So an exchange costs one copy of the
+payload into the node's own send slot and, per worker, one pass and one barrier: there is
+no thread per node and no OS switching between n working sets, and the cost per
+node-step stays flat from a few nodes to a thousand.
+
+The neighbours read a node's send slot in place while they mix (no copy per neighbour, no
+allocation per step). Slots are double-buffered by exchange parity: a node rewrites the
+slot of exchange e only at exchange e + 2, which it cannot reach before every node has
+passed the barrier of e + 1, that is, has finished reading exchange e. Sums run in the
+same order as in MPICommunicator, and a reduction is combined once, in rank order, for all
+nodes, so the results are bit-identical to an MPI run with the same inputs, whatever the
+number of workers.
 """
 
 from __future__ import annotations
@@ -17,51 +26,50 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from greenlet import greenlet
 
 from compoptim.comm.base import Communicator
 from compoptim.cores import usable_cores
 from compoptim.topology.base import Topology
 
 
+class _Unwind(BaseException):
+    """Thrown into the nodes still waiting when the run ends early (another node failed)."""
+
+
 class _Hub:
-    """What the node threads share: the slots, one barrier, and the run tokens.
+    """What the nodes share: the send slots, the workers' barrier, and reductions combined once."""
 
-    Only ``active`` node threads compute at a time (one token each, about one per core):
-    a node hands its token back while it waits at the barrier. Without this, 32 node
-    threads on 2 cores fight over the interpreter lock at every tensor operation and spend
-    most of the time switching instead of computing.
-    """
-
-    def __init__(self, n: int, active: int) -> None:
+    def __init__(self, n: int, workers: int) -> None:
         self.n = n
-        self.active = max(1, active)
-        self.tokens = threading.BoundedSemaphore(self.active)
-        # Whether this thread holds a token: only node threads started by run_nodes do, so a
-        # communicator driven from elsewhere (tests, a single node) just uses the barrier.
-        self._holding = threading.local()
-        self.slots: list[Any] = [None] * n  # allgather: each node's tensor
+        self.workers = max(1, min(workers, n))
+        self.slots: list[Any] = [None] * n  # reductions: each node's tensor
         # send[rank][parity]: that node's payload of its latest exchanges of this parity
         self.send: list[list[torch.Tensor | None]] = [[None, None] for _ in range(n)]
-        self.barrier = threading.Barrier(n)
-
-    def take_token(self) -> None:
-        self.tokens.acquire()
-        self._holding.token = True
-
-    def give_token(self) -> None:
-        if getattr(self._holding, "token", False):
-            self._holding.token = False
-            self.tokens.release()
+        self._lock = threading.Lock()
+        self._combined: tuple[int, Any] = (-1, None)
+        self._scheduling = False  # True while run_nodes drives the nodes
 
     def wait(self) -> None:
-        """The barrier, without holding a run token while blocked."""
-        held = getattr(self._holding, "token", False)
-        self.give_token()
-        try:
-            self.barrier.wait()
-        finally:
-            if held:
-                self.take_token()
+        """Until every node has reached this point: hand control back to this node's worker.
+
+        Outside ``run_nodes`` (a test driving one communicator) only a network of one node
+        can wait: there is no one else to wait for."""
+        if not self._scheduling:
+            if self.n == 1:
+                return
+            raise RuntimeError(f"the {self.n} nodes of an in-process network exchange only inside run_nodes")
+        grad = torch.is_grad_enabled()  # thread state: the other nodes of this worker may change it
+        greenlet.getcurrent().parent.switch()
+        torch.set_grad_enabled(grad)
+
+    def combined(self, generation: int, combine: Callable[[], Any]) -> Any:
+        """``combine()`` of this reduction, computed by the first node to get here and shared
+        by all (every node is between the same two barriers, in the same ``generation``)."""
+        with self._lock:
+            if self._combined[0] != generation:
+                self._combined = (generation, combine())
+            return self._combined[1]
 
 
 class LocalCommunicator(Communicator):
@@ -70,6 +78,7 @@ class LocalCommunicator(Communicator):
         self._hub = hub
         self._exchanges = 0
         self._in_flight = 0
+        self._reductions = 0
         # Send buffers per parity, reused while the payload's size, dtype and device stay the same.
         self._send: list[torch.Tensor | None] = [None, None]
 
@@ -101,64 +110,145 @@ class LocalCommunicator(Communicator):
         # Read in place: valid until this node's next barrier (see the module docstring).
         return [self._hub.send[j][parity] for j in neighbors]
 
+    def _shared(self, tensor: torch.Tensor, combine: Callable[[list[torch.Tensor]], torch.Tensor]) -> torch.Tensor:
+        """``combine`` of every node's ``tensor`` (rank order), computed once for the network."""
+        hub = self._hub
+        self._reductions += 1
+        hub.slots[self.rank] = tensor
+        hub.wait()
+        result = hub.combined(self._reductions, lambda: combine(list(hub.slots)))
+        hub.wait()  # every node has its result before the slots are reused
+        return result
+
+    def _combine_(self, part: torch.Tensor, combine: Callable[..., torch.Tensor]) -> None:
+        def in_rank_order(parts: list[torch.Tensor]) -> torch.Tensor:
+            total = parts[0].clone()  # the same sequence of operations as Communicator._combine_
+            for row in parts[1:]:
+                combine(total, row, out=total)
+            return total
+
+        part.copy_(self._shared(part, in_rank_order))
+
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:
-        self._hub.slots[self.rank] = tensor.reshape(-1)
-        self._hub.wait()
-        gathered = torch.stack(list(self._hub.slots))
-        self._hub.wait()
-        return gathered
+        # One stacked copy for all nodes (they only read it), not n copies of n rows.
+        return self._shared(tensor.reshape(-1), torch.stack)
 
 
-def local_network(topology: Topology, active: int | None = None) -> list[LocalCommunicator]:
-    """One communicator per node of ``topology``, all joined by one in-process hub.
+def default_workers() -> int:
+    """Worker threads of an in-process network: the cores available divided by torch's
+    intra-op threads, at least 1 (a worker is one node computing at a time)."""
+    return max(1, usable_cores()[0] // torch.get_num_threads())
 
-    ``active``: node threads computing at once; by default the cores available divided by
-    torch's intra-op threads (at least 1)."""
-    if active is None:
-        active = max(1, usable_cores()[0] // torch.get_num_threads())
-    hub = _Hub(topology.n, active)
+
+def local_network(topology: Topology, workers: int | None = None) -> list[LocalCommunicator]:
+    """One communicator per node of ``topology``, all joined by one in-process hub that
+    ``run_nodes`` drives with ``workers`` threads (default: ``default_workers()``)."""
+    hub = _Hub(topology.n, default_workers() if workers is None else workers)
     return [LocalCommunicator(hub, rank, topology) for rank in range(topology.n)]
 
 
-def run_nodes(comms: Sequence[LocalCommunicator], fns: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Run ``fns[r]()`` for every node r, node 0 in this thread and the others in their own; results by rank.
+class _Pass:
+    """What the workers agree on at each barrier: nodes still running, and why to stop."""
 
-    If any node raises, the hub's barrier is broken so the others stop too, and the first
-    error is re-raised here with the failing node in its ``node_rank`` attribute.
+    def __init__(self, n: int) -> None:
+        self.running = n
+        self.waiting = 0  # nodes that reached an exchange in this pass
+        self.finished = 0  # nodes that ended, over the whole run
+        self.failed = False
+        self.lock = threading.Lock()
+
+    def node_ended(self, failed: bool) -> None:
+        with self.lock:
+            self.finished += 1
+            self.running -= 1
+            self.failed = self.failed or failed
+
+    def node_waits(self) -> None:
+        with self.lock:
+            self.waiting += 1
+
+
+def run_nodes(comms: Sequence[LocalCommunicator], fns: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run ``fns[r]()`` for every node r on the hub's worker threads (the first in this
+    thread); the results by rank.
+
+    If any node raises, the nodes still running are unwound at the next barrier, and the
+    first error is re-raised here with the failing node in its ``node_rank`` attribute. A
+    node that reaches an exchange after another node has returned can never complete it:
+    that is an error too, not a hang.
     """
     hub = comms[0]._hub
-    results: list[Any] = [None] * len(fns)
+    n = len(fns)
+    results: list[Any] = [None] * n
     errors: list[BaseException] = []
+    state = _Pass(n)
+    mismatch: list[str] = []
+
+    def agree() -> None:  # run by one worker when all have arrived, before any leaves
+        if state.waiting and state.finished and not state.failed:
+            mismatch.append(f"{state.waiting} node(s) wait for an exchange that {state.finished} node(s) that "
+                            f"already returned will never join")
+            state.failed = True
+        state.waiting = 0
+
+    barrier = threading.Barrier(hub.workers, action=agree)
 
     def node(rank: int) -> None:
         try:
-            hub.take_token()
             results[rank] = fns[rank]()
-        except threading.BrokenBarrierError:
+        except _Unwind:
             pass
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             exc.node_rank = rank
             errors.append(exc)
-            hub.barrier.abort()
-        finally:
-            hub.give_token()
+            state.node_ended(failed=True)
+            return
+        state.node_ended(failed=False)
 
-    # Node 0 runs in the calling thread: torch's intra-op pool is fastest from the thread
-    # that made it (measured: LeNet-5 with 2 threads takes 1.4-2.2 ms per step from the
-    # main thread, 3.3-4.1 ms from a new one), which is what a single node gets.
-    threads = [threading.Thread(target=node, args=(r,), name=f"node{r}") for r in range(1, len(fns))]
-    for t in threads:
-        t.start()
-    node(0)
-    for t in threads:
-        t.join()
+    def work(ranks: list[int]) -> None:
+        nodes = [greenlet(lambda r=r: node(r)) for r in ranks]
+        try:
+            while True:
+                for g in nodes:
+                    g.switch()  # back here when the node waits at an exchange, or ends
+                    if not g.dead:
+                        state.node_waits()
+                nodes = [g for g in nodes if not g.dead]
+                barrier.wait()
+                if state.failed or state.running == 0:
+                    break
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException:
+            barrier.abort()  # a Ctrl-C in this thread: the other workers stop at once
+            raise
+        finally:
+            for g in nodes:  # nodes left waiting: run their cleanup, they never resume
+                while not g.dead:
+                    g.throw(_Unwind())
+
+    share = [list(range(w * n // hub.workers, (w + 1) * n // hub.workers)) for w in range(hub.workers)]
+    threads = [threading.Thread(target=work, args=(ranks,), name=f"nodes{ranks[0]}-{ranks[-1]}")
+               for ranks in share[1:]]
+    hub._scheduling = True
+    try:
+        for t in threads:
+            t.start()
+        # Worker 0 (with node 0) runs in the calling thread: torch's intra-op pool is fastest
+        # from the thread that made it, which matters when one node has the machine.
+        work(share[0])
+    finally:
+        for t in threads:
+            t.join()
+        hub._scheduling = False
     if errors:
         raise errors[0]
+    if mismatch:
+        raise RuntimeError(mismatch[0])
     return results
 
 
-def run_local(topology: Topology, fn: Callable[[Communicator], Any], active: int | None = None) -> list[Any]:
-    """Run ``fn(comm)`` on every node of ``topology``, each in its own thread; results by rank
-    (``active``: see ``local_network``)."""
-    comms = local_network(topology, active)
+def run_local(topology: Topology, fn: Callable[[Communicator], Any], workers: int | None = None) -> list[Any]:
+    """Run ``fn(comm)`` on every node of ``topology``; results by rank (``workers``: see ``local_network``)."""
+    comms = local_network(topology, workers)
     return run_nodes(comms, [lambda c=c: fn(c) for c in comms])

@@ -9,6 +9,9 @@ collective starts.
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from compoptim.comm.base import Communicator
 from compoptim.compress import CompressContext, Compressor, Metered, build_compressor
 from compoptim.compress.randomness import derived_seed
 from compoptim.data import ShardLoader, build_partition, label_histogram, load_dataset
+from compoptim.data.base import Dataset
 from compoptim.errors import UserError
 from compoptim.models import build_model
 from compoptim.optim import FlatParameters, build_optimizer
@@ -31,9 +35,27 @@ from compoptim.train.evaluate import Evaluator
 from compoptim.train.record import dataset_hash
 from compoptim.train.schedules import LRSchedule
 
-# Model init draws from torch's global RNG; nodes of the in-process backend build their
-# models in parallel threads, so seeding and drawing must not interleave.
+# Model init draws from torch's global RNG; nodes built in parallel threads must not
+# interleave seeding and drawing.
 _MODEL_INIT_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _dataset(key: str) -> Dataset:
+    """The dataset of ``key`` (its settings as JSON), loaded once per process: the nodes of an
+    in-process network share one read-only copy (each node's shard is its own copy), so
+    building 1024 nodes loads and holds it once, not 1024 times."""
+    return load_dataset(json.loads(key))
+
+
+@functools.lru_cache(maxsize=1)
+def _initial_model(key: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> tuple[nn.Module, torch.Tensor]:
+    """(the model every node starts from, torch's RNG state right after building it): built
+    once per process and copied for each node, which gives the same tensors as building it
+    again from the same seed, at a fraction of the cost."""
+    torch.manual_seed(seed)
+    model = build_model(json.loads(key), input_shape, num_classes)
+    return model, torch.get_rng_state()
 
 
 @dataclass
@@ -69,7 +91,7 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
         raise UserError(f"this configuration is meant for nodes={expected} (mpirun -np {expected}, or backend=local "
                         f"backend.nodes={expected}); got {comm.size} nodes: change the launch or set nodes=null")
 
-    data = load_dataset(cfg["dataset"])
+    data = _dataset(json.dumps(cfg["dataset"], sort_keys=True))
     if comm.size > len(data.y_train):
         raise UserError(f"{comm.size} nodes but dataset={data.name} has only {len(data.y_train)} training samples")
     strata = data.partition_labels.numpy()
@@ -79,10 +101,13 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
                          device=device, augment=data.augment)
 
     def make_model() -> nn.Module:
-        # Same seed on every node: all models start from the same point.
+        # Same seed on every node: all models start from the same point, and torch's RNG is
+        # left where building it leaves it.
         with _MODEL_INIT_LOCK:
-            torch.manual_seed(cfg["seed"])
-            return build_model(cfg["model"], data.input_shape, data.num_classes).to(device)
+            initial, rng = _initial_model(json.dumps(cfg["model"], sort_keys=True), tuple(data.input_shape),
+                                          data.num_classes, cfg["seed"])
+            torch.set_rng_state(rng)
+            return copy.deepcopy(initial).to(device)
 
     model = make_model()
     flat = FlatParameters(model)
@@ -114,7 +139,8 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
                           y_train=None if part == 0 else loader.y[:part], tracker=optimizer.tracker)
     return Node(comm=comm, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
-                label_histogram=label_histogram(strata, shards, int(strata.max()) + 1),
+                # only node 0 writes it (partition.json): n histograms on each of n nodes would grow as n^2
+                label_histogram=label_histogram(strata, shards, int(strata.max()) + 1) if comm.rank == 0 else [],
                 lossless=probe.lossless, bits_per_element=probe.bits_per_element(flat.numel),
                 dataset_hash=dataset_hash(data) if comm.rank == 0 else None,
                 objective_samples=sum(len(shard[:part]) for shard in shards))
