@@ -28,6 +28,7 @@ from compoptim.cores import available_memory, resident_memory
 from compoptim.errors import AgreedExit, UserError
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
+from compoptim.train.node import SharedParts
 from compoptim.train.signals import STOP_SIGNALS, Interrupted, RunStopped
 from compoptim.train.writer import mark_failed
 
@@ -110,10 +111,10 @@ def build_local_job(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any
         # with this many ranks on this machine would get, so the arithmetic is the same.
         set_threads(cfg["trainer"]["threads"], nodes)
         comms = local_network(build_topology(cfg["topology"], nodes))
-        trainers, probe = [], MemoryProbe(nodes)
+        trainers, probe, shared = [], MemoryProbe(nodes), SharedParts()
         for comm in comms:
             trainers.append(Trainer(cfg, comm, run_dir, resolve_device(cfg["trainer"]["device"], comm.rank),
-                                    log=log.info, launch=launch))
+                                    log=log.info, launch=launch, shared=shared))
             probe.built(len(trainers), trainers[0].flat.params)
     except UserError as exc:
         mark_failed(run_dir, exc)

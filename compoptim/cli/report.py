@@ -64,8 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("paths", nargs="+", type=Path, help="run dirs, sweep dirs or folders holding them")
     parser.add_argument("--out", type=Path, help="output folder (default: FIRST_PATH/report)")
     parser.add_argument("--metric", default="test_acc", help="metric column for curves and summary (default test_acc)")
-    parser.add_argument("--x", nargs="+", choices=list(X_AXES), default=list(X_AXES),
-                        help="x-axes of the metric curves (default: all)")
+    parser.add_argument("--x", nargs="+", choices=list(X_AXES),
+                        help="x-axes of the metric curves (default: epoch, bytes, time, and sim_time when a run "
+                             "simulates a network other than ideal)")
     parser.add_argument("--group-by", nargs="+", metavar="KEY",
                         help="config keys to group by, e.g. optimizer.name (default: the keys that vary)")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
@@ -208,7 +209,8 @@ def draw_figures(args: argparse.Namespace, out: Path, evals, groups: list[Group]
     encoding = encode(groups, dims)
     counted = evals[(evals["status"] == "finished") & evals[DUPLICATE_OF].isna()]
     figures = []
-    for name in args.x:
+    simulated = any((r.config.get("network") or {}).get("name", "ideal") != "ideal" for r in runs)
+    for name in args.x or [x for x in X_AXES if x != "sim_time" or simulated]:
         column, _, logx, _ = X_AXES[name]
         if _drawable(counted, column, args.metric):
             figures += save(curve_figure(counted, column, args.metric, encoding, logx=logx),

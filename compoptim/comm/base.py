@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from compoptim.comm.counters import TrafficCounters
+from compoptim.comm.network import ALLREDUCE, NodeClock
 from compoptim.compress.base import Compressor
 from compoptim.topology.base import Topology
 
@@ -47,6 +48,8 @@ class Communicator(ABC):
         self.size = size
         self.topology = topology
         self.counters = TrafficCounters()
+        # The network time model's side on this node (``network.py``); None: rounds are not logged.
+        self.clock: NodeClock | None = None
         # Weights per round of the topology's period, computed once (not per step).
         self._round_weights = [topology.weights(rank, r) for r in range(topology.period)]
 
@@ -65,6 +68,8 @@ class Communicator(ABC):
         """Post the exchange of ``payload`` with this round's neighbours and return at once, so
         computation can run while it travels; ``finish_mix`` completes it. The payload's
         memory must stay untouched until then."""
+        if self.clock is not None:
+            self.clock.posted()
         start = time.perf_counter()
         neighbors = list(self._round_weights[step % self.topology.period][1])
         handle = self._start(payload, neighbors)
@@ -82,6 +87,8 @@ class Communicator(ABC):
         mixing = time.perf_counter()
         counters.comm_time_s += mixing - start - (counters.wait_time_s - waited)
         counters.bytes_sent += payload.numel() * len(nbr_w)
+        if self.clock is not None:
+            self.clock.waited(payload.numel(), pending.step)
         counters.bytes_received += sum(r.numel() for r in received)
         # Fixed summation order: self, then neighbours ascending (dict keeps that order).
         # mul with out= also covers out aliasing the payload (identity on x) without a copy.
@@ -126,6 +133,8 @@ class Communicator(ABC):
             self.counters.bytes_sent += nbytes
             self.counters.bytes_received += (self.size - 1) * nbytes
             self.counters.wait_time_s += time.perf_counter() - start  # a collective: mostly waiting for everyone
+            if self.clock is not None:
+                self.clock.waited(flat.numel() * flat.element_size(), 0, ALLREDUCE)
         else:
             self.counters.metric_bytes_sent += nbytes
             self.counters.metric_bytes_received += (self.size - 1) * nbytes

@@ -193,7 +193,10 @@ def run_nodes(comms: Sequence[LocalCommunicator], fns: Sequence[Callable[[], Any
 
     barrier = threading.Barrier(hub.workers, action=agree)
 
+    grad = torch.is_grad_enabled()
+
     def node(rank: int) -> None:
+        torch.set_grad_enabled(grad)  # a node starts in the caller's mode, not the one its worker last ran in
         try:
             results[rank] = fns[rank]()
         except _Unwind:
@@ -241,6 +244,7 @@ def run_nodes(comms: Sequence[LocalCommunicator], fns: Sequence[Callable[[], Any
         for t in threads:
             t.join()
         hub._scheduling = False
+        torch.set_grad_enabled(grad)  # this thread ran nodes: give it back in the caller's mode
     if errors:
         raise errors[0]
     if mismatch:

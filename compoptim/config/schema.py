@@ -24,7 +24,7 @@ from compoptim.config.generate import schema_class
 CONFIG_MODULE = "compoptim.conf"
 
 # The config groups users choose from, in the order the docs list them.
-GROUPS = ("optimizer", "compressor", "topology", "model", "dataset", "backend", "logger")
+GROUPS = ("optimizer", "compressor", "topology", "model", "dataset", "backend", "network", "logger")
 
 
 class Device(Enum):
@@ -50,6 +50,9 @@ class TrainerConfig:
     # samples of each node's shard for train_objective f(x̄) and grad_norm_sq (its first ones, a fixed
     # subsample); null: the whole shard; 0: not measured (NaN)
     objective_samples: int | None = None
+    # test accuracy of the averaged model whose first crossing summary.json reports (time_to_target:
+    # epoch, step, wall and simulated time, bytes); null: not reported
+    target_acc: float | None = None
 
 
 @dataclass
@@ -65,6 +68,7 @@ class RunConfig:
     model: Any = MISSING
     dataset: Any = MISSING
     backend: Any = MISSING
+    network: Any = MISSING
     logger: Any = MISSING
 
 

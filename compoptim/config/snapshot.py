@@ -23,7 +23,7 @@ REWRITE = "python -m compoptim.config"
 
 def registries() -> dict[str, Registry]:
     """The registry behind each config group (``dataset/partition`` is a group inside dataset)."""
-    from compoptim.comm import BACKENDS
+    from compoptim.comm import BACKENDS, NETWORKS
     from compoptim.compress import COMPRESSORS
     from compoptim.data import DATASETS, PARTITIONS
     from compoptim.models import MODELS
@@ -32,7 +32,8 @@ def registries() -> dict[str, Registry]:
     from compoptim.train.loggers import LOGGERS
 
     return {"optimizer": ALGORITHMS, "compressor": COMPRESSORS, "topology": TOPOLOGIES, "model": MODELS,
-            "dataset": DATASETS, "dataset/partition": PARTITIONS, "backend": BACKENDS, "logger": LOGGERS}
+            "dataset": DATASETS, "dataset/partition": PARTITIONS, "backend": BACKENDS, "network": NETWORKS,
+            "logger": LOGGERS}
 
 
 def describe() -> dict[str, dict[str, list[list[Any]]]]:

@@ -25,6 +25,7 @@ X_AXES = {
     "epoch": ("epoch", "epoch", False, 1.0),
     "bytes": ("bytes_sent_per_node", "MB sent per node", True, 1e-6),
     "time": ("wall_time_s", "wall time (s)", False, 1.0),
+    "sim_time": ("sim_time_s", "simulated time on the run's network (s)", False, 1.0),
 }
 LABELS = {"test_acc": "test accuracy (averaged model)", "test_loss": "test loss (averaged model)",
           "train_loss": "training loss", "consensus_distance": "consensus distance (1/n) Σ‖x_i − x̄‖²",

@@ -49,8 +49,8 @@ def summary_table(runs: Sequence[Run], group_keys: Sequence[str], metric: str = 
                   target: float | None = None) -> pd.DataFrame:
     """Per group: its dimensions, runs (all of them), finished (distinct seeds with a finished
     run: the n of every mean), seeds, final and best ``metric`` (mean and std over those seeds),
-    final test loss, MB sent per node, wall time, with ``target`` the MB and wall time at which
-    ``metric`` first reached it (mean over the seeds that did; how many did), and duplicates
+    final test loss, MB sent per node, wall and simulated time, with ``target`` the MB, wall and
+    simulated time at which ``metric`` first reached it (mean over the seeds that did; how many did), and duplicates
     (runs that repeat a counted run's settings and seed, left out of the numbers)."""
     rows = []
     for group in group_runs(runs, group_keys):
@@ -64,13 +64,16 @@ def summary_table(runs: Sequence[Run], group_keys: Sequence[str], metric: str = 
                "final test_loss": _mean([float(r.metrics["test_loss"].iloc[-1]) for r in done
                                          if "test_loss" in r.metrics]),
                "MB per node": _mean([_summary_float(r, "bytes_sent_per_node") / 1e6 for r in done]),
-               "wall time s": _mean([_summary_float(r, "wall_time_s") for r in done])}
+               "wall time s": _mean([_summary_float(r, "wall_time_s") for r in done]),
+               "sim time s": _mean([_summary_float(r, "sim_time_s") for r in done])}
         if target is not None:
             mb = [crossing(r.metrics, metric, target, "bytes_sent_per_node") / 1e6 for r in done]
             secs = [crossing(r.metrics, metric, target, "wall_time_s") for r in done]
+            sim = [crossing(r.metrics, metric, target, "sim_time_s") for r in done]
             reached = [v for v in mb if not math.isnan(v)]
             row.update({f"MB to {metric}>={target:g}": _mean(reached),
                         f"s to {metric}>={target:g}": _mean([v for v in secs if not math.isnan(v)]),
+                        f"sim s to {metric}>={target:g}": _mean([v for v in sim if not math.isnan(v)]),
                         "reached": f"{len(reached)}/{len(done)}"})
         row["duplicates"] = len(group.duplicate_of)
         rows.append(row)

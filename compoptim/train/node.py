@@ -10,7 +10,6 @@ collective starts.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from compoptim.comm.base import Communicator
+from compoptim.comm.network import NETWORKS, NetworkModel, NodeClock
 from compoptim.compress import CompressContext, Compressor, Metered, build_compressor
 from compoptim.compress.randomness import derived_seed
 from compoptim.data import ShardLoader, build_partition, label_histogram, load_dataset
@@ -40,22 +40,33 @@ from compoptim.train.schedules import LRSchedule
 _MODEL_INIT_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=1)
-def _dataset(key: str) -> Dataset:
-    """The dataset of ``key`` (its settings as JSON), loaded once per process: the nodes of an
-    in-process network share one read-only copy (each node's shard is its own copy), so
-    building 1024 nodes loads and holds it once, not 1024 times."""
-    return load_dataset(json.loads(key))
+class SharedParts:
+    """What the nodes of one process build once and share: the dataset (read-only; each
+    node's shard is its own copy) and the model every node starts from (copied per node,
+    which gives the same tensors as building it again from the same seed). The in-process
+    backend hands one to all its nodes, so 1024 nodes load and hold the data once."""
 
+    def __init__(self) -> None:
+        self._datasets: dict[str, Dataset] = {}
+        self._models: dict[tuple[Any, ...], tuple[nn.Module, torch.Tensor]] = {}
 
-@functools.lru_cache(maxsize=1)
-def _initial_model(key: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> tuple[nn.Module, torch.Tensor]:
-    """(the model every node starts from, torch's RNG state right after building it): built
-    once per process and copied for each node, which gives the same tensors as building it
-    again from the same seed, at a fraction of the cost."""
-    torch.manual_seed(seed)
-    model = build_model(json.loads(key), input_shape, num_classes)
-    return model, torch.get_rng_state()
+    def dataset(self, cfg: Mapping[str, Any]) -> Dataset:
+        key = json.dumps(cfg, sort_keys=True)
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(cfg)
+        return self._datasets[key]
+
+    def model(self, cfg: Mapping[str, Any], data: Dataset, seed: int, device: torch.device) -> nn.Module:
+        """A copy of the initial model, leaving torch's RNG where building it from ``seed`` does."""
+        key = (json.dumps(cfg, sort_keys=True), tuple(data.input_shape), data.num_classes, seed)
+        with _MODEL_INIT_LOCK:
+            if key not in self._models:
+                torch.manual_seed(seed)
+                initial = build_model(cfg, data.input_shape, data.num_classes)
+                self._models[key] = initial, torch.get_rng_state()
+            initial, rng = self._models[key]
+            torch.set_rng_state(rng)
+            return copy.deepcopy(initial).to(device)
 
 
 @dataclass
@@ -72,16 +83,20 @@ class Node:
     schedule: LRSchedule
     evaluator: Evaluator
     samples_per_epoch: int
-    label_histogram: list[list[int]]
+    label_histogram: list[list[int]]  # node 0 only (it writes partition.json)
     lossless: bool  # the compressor sends exact vectors (its compression error is 0)
     dataset_hash: str | None  # node 0 only (it writes the records): digest of the data trained and tested on
     bits_per_element: float  # wire bits per model entry of one message (32: uncompressed fp32)
+    network: NetworkModel  # the network time model (its clock is ``comm.clock``)
     objective_samples: int  # training samples of all nodes that train_objective and grad_norm_sq are measured on
 
 
-def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device) -> Node:
-    """Node ``comm.rank`` of the run ``cfg`` (plain values or a DictConfig; converted here)."""
+def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
+               shared: SharedParts | None = None) -> Node:
+    """Node ``comm.rank`` of the run ``cfg`` (plain values or a DictConfig; converted here);
+    ``shared``: the parts built once for all nodes of this process (None: this node's own)."""
     cfg = to_plain(cfg)
+    shared = shared or SharedParts()
     t = cfg["trainer"]
     expected = cfg.get("nodes")
     if expected is not None and expected < 1:
@@ -91,7 +106,9 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
         raise UserError(f"this configuration is meant for nodes={expected} (mpirun -np {expected}, or backend=local "
                         f"backend.nodes={expected}); got {comm.size} nodes: change the launch or set nodes=null")
 
-    data = _dataset(json.dumps(cfg["dataset"], sort_keys=True))
+    network = NETWORKS.build(cfg["network"])
+    network.check_nodes(comm.size)
+    data = shared.dataset(cfg["dataset"])
     if comm.size > len(data.y_train):
         raise UserError(f"{comm.size} nodes but dataset={data.name} has only {len(data.y_train)} training samples")
     strata = data.partition_labels.numpy()
@@ -101,13 +118,8 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
                          device=device, augment=data.augment)
 
     def make_model() -> nn.Module:
-        # Same seed on every node: all models start from the same point, and torch's RNG is
-        # left where building it leaves it.
-        with _MODEL_INIT_LOCK:
-            initial, rng = _initial_model(json.dumps(cfg["model"], sort_keys=True), tuple(data.input_shape),
-                                          data.num_classes, cfg["seed"])
-            torch.set_rng_state(rng)
-            return copy.deepcopy(initial).to(device)
+        # Same seed on every node: all models start from the same point.
+        return shared.model(cfg["model"], data, cfg["seed"], device)
 
     model = make_model()
     flat = FlatParameters(model)
@@ -137,7 +149,8 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device)
                           task=data.task, average_buffers_into_local=model.bn_stats == "averaged",
                           x_train=None if part == 0 else loader.x[:part],
                           y_train=None if part == 0 else loader.y[:part], tracker=optimizer.tracker)
-    return Node(comm=comm, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
+    comm.clock = NodeClock(network, comm.counters)
+    return Node(comm=comm, network=network, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
                 # only node 0 writes it (partition.json): n histograms on each of n nodes would grow as n^2
                 label_histogram=label_histogram(strata, shards, int(strata.max()) + 1) if comm.rank == 0 else [],

@@ -13,7 +13,20 @@ from compoptim import __version__
 from compoptim.comm.base import Communicator
 
 
-def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_params: int) -> dict[str, Any]:
+def time_to_target(rows: list[dict[str, Any]], target_acc: float | None) -> dict[str, Any] | None:
+    """The first evaluation whose averaged model reaches ``target_acc``: when (epoch, step, wall
+    and simulated seconds) and at what traffic; None if no target is set or none reaches it."""
+    if target_acc is None:
+        return None
+    hit = next((r for r in rows if r["test_acc"] >= target_acc), None)
+    return None if hit is None else {
+        "target_acc": target_acc, "test_acc": hit["test_acc"], "epoch": hit["epoch"], "step": hit["step"],
+        "wall_time_s": hit["wall_time_s"], "sim_time_s": hit["sim_time_s"],
+        "bytes_sent_per_node": hit["bytes_sent_per_node"]}
+
+
+def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_params: int,
+                  target_acc: float | None = None) -> dict[str, Any]:
     last = rows[-1]
     scored = [r for r in rows if math.isfinite(r["test_acc"])] or rows
     best = max(scored, key=lambda r: r["test_acc"])
@@ -35,6 +48,8 @@ def final_summary(rows: list[dict[str, Any]], topology: dict[str, Any], num_para
         "bytes_received_per_node": last["bytes_received_per_node"],
         "bytes_sent_max_node": last["bytes_sent_max_node"],
         "wall_time_s": last["wall_time_s"],
+        "sim_time_s": last["sim_time_s"],
+        "time_to_target": time_to_target(rows, target_acc),
         **{k: last[k] for k in ("train_time_s", "compute_time_s", "compress_time_s", "comm_time_s", "wait_time_s")},
         "epochs": last["epoch"],
         "steps": last["step"],

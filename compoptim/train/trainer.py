@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
 from compoptim.comm.base import Communicator
+from compoptim.comm.network import SimulatedNetwork
 from compoptim.errors import UserError
 from compoptim.registry import to_plain
 from compoptim.train.checkpoint import (
@@ -28,7 +30,7 @@ from compoptim.train.checkpoint import (
 )
 from compoptim.train.loggers import NullLogger, build_logger
 from compoptim.train.loss import full_gradient_, task_loss
-from compoptim.train.node import build_node
+from compoptim.train.node import SharedParts, build_node
 from compoptim.train.progress import EpochProgress, on_terminal
 from compoptim.train.record import code_version, host_names, launch_record, timestamp
 from compoptim.train.signals import STOP_SIGNALS, Diverged, Interrupted, Preempted
@@ -44,18 +46,22 @@ class Trainer:
     """
 
     def __init__(self, cfg: Mapping[str, Any], comm: Communicator, run_dir: Path, device: torch.device,
-                 log: Callable[[str], None] = print, launch: Mapping[str, Any] | None = None) -> None:
-        """``launch``: how the run was started (``command``, ``overrides``), for summary.json."""
+                 log: Callable[[str], None] = print, launch: Mapping[str, Any] | None = None,
+                 shared: SharedParts | None = None) -> None:
+        """``launch``: how the run was started (``command``, ``overrides``), for summary.json;
+        ``shared``: what the nodes of this process build once (``build_node``)."""
         self.cfg = cfg = to_plain(cfg)  # the boundary: plain values from here down
         self.comm, self.device = comm, device
         self.is_writer = comm.rank == 0
         self.log = log if self.is_writer else (lambda _msg: None)
         self.show_progress = self.is_writer and on_terminal()
         _check_settings(cfg)
-        self.node = node = build_node(cfg, comm, device)
+        self.node = node = build_node(cfg, comm, device, shared)
         self.model, self.flat, self.optimizer, self.loader = node.model, node.flat, node.optimizer, node.loader
         self.evaluator, self.schedule = node.evaluator, node.schedule
         self.writer = RunWriter(run_dir) if self.is_writer else None
+        # All nodes' simulated clocks, kept by the writer (sim_time_s: comm/network.py).
+        self.network = SimulatedNetwork(node.network, comm.topology) if self.is_writer else None
         self.logger = build_logger(cfg["logger"], run_dir) if self.is_writer else NullLogger()
         self.run_dir = Path(run_dir)
         self.launch = dict(launch or launch_record(None, None))
@@ -94,7 +100,7 @@ class Trainer:
         finally:
             STOP_SIGNALS.training = False
 
-        summary = final_summary(rows, topology=topo, num_params=self.flat.numel)
+        summary = final_summary(rows, topology=topo, num_params=self.flat.numel, target_acc=t["target_acc"])
         summary.update(self._metric_traffic(), **environment(self.comm, self.device), **record, ended_at=timestamp())
         bits = self.node.bits_per_element
         summary["compression"] = {"name": cfg["compressor"]["name"], "bits_per_element": bits, "ratio": 32.0 / bits}
@@ -118,6 +124,7 @@ class Trainer:
         stop_noted = False
         for epoch in range(first_epoch, t["epochs"] + 1):
             epoch_start = time.perf_counter()
+            self.comm.clock.restart()  # the simulated clocks count training only
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             seen = 0
             progress = EpochProgress(self.loader.epoch(), len(self.loader), epoch, t["epochs"], self.show_progress)
@@ -132,6 +139,7 @@ class Trainer:
                 if STOP_SIGNALS.received and not stop_noted:
                     stop_noted = self._note_stop(epoch)
             train_time += time.perf_counter() - epoch_start
+            self._advance_clocks()
 
             # One reduction per epoch carries the loss and whether any node was asked to stop.
             totals = torch.tensor([loss_sum.item(), float(seen), float(STOP_SIGNALS.preempt),
@@ -152,6 +160,13 @@ class Trainer:
                 raise stop(f"{why} after epoch {epoch}; checkpoint saved: resume with resume=true "
                            f"hydra.run.dir={self.run_dir}", agreed=True)
         return rows
+
+    def _advance_clocks(self) -> None:
+        """The network model's clocks through this epoch's rounds: one gather of every node's
+        round log (a few floats per round) to the writer."""
+        logs = self.comm.allgather(torch.from_numpy(self.comm.clock.take()))
+        if self.network is not None:
+            self.network.advance(list(logs.numpy()))
 
     def _note_stop(self, epoch: int) -> bool:
         """A stop was asked for: summary.json says so at once (``interrupted`` or ``preempted``),
@@ -176,6 +191,8 @@ class Trainer:
         self.loader.generator.set_state(state["loader_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.comm.counters.load_state_dict(state["counters"])
+        if self.network is not None:
+            self.network.clocks = state["sim_clocks"].numpy().astype(np.float64)
         rows = [r for r in state["rows"]]
         if self.writer:
             self.writer.restore(rows, state["node_rows"])
@@ -201,6 +218,7 @@ class Trainer:
             "loader_rng": self.loader.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "counters": c.counters.state_dict(),
+            "sim_clocks": torch.from_numpy(self.network.clocks.copy()) if self.network else None,
             "train_time": train_time,
             "wall_time": wall_time,
             "rows": rows,
@@ -227,6 +245,7 @@ class Trainer:
 
         self.optimizer.begin_step()  # may post x_t's exchange, to travel during the backward pass
         loss = gradient()
+        self.comm.clock.compute_step()  # network.step_compute_s, if set, stands for this step's compute
         if self.optimizer.t == 0 and self.optimizer.initial_gradient == "full":
             # Once, at x_0: the tracker starts from this node's full local gradient (its
             # whole shard, unaugmented); the reported loss stays this minibatch's.
@@ -263,6 +282,7 @@ class Trainer:
             "step": self.optimizer.t,
             "samples": epoch * self.node.samples_per_epoch,
             "wall_time_s": time.perf_counter() - start,
+            "sim_time_s": self.network.time_s if self.network else float("nan"),
             **dict(zip(("train_time_s", "compute_time_s", "compress_time_s", "comm_time_s", "wait_time_s"),
                        counters[2:].tolist())),
             "wait_time_s_max": most[1].item(),
@@ -302,12 +322,12 @@ class Trainer:
         c, k = self.comm, self.comm.counters
         fields = ("local_test_acc", "distance_to_average", "bytes_sent", "bytes_received", "compute_time_s",
                   "compress_time_s", "comm_time_s", "wait_time_s")
-        table = torch.zeros(c.size, len(fields), dtype=torch.float64)
-        table[c.rank] = torch.tensor([ev.node_test_acc, ev.node_distance, k.bytes_sent, k.bytes_received, compute,
-                                      k.compress_time_s, k.comm_time_s, k.wait_time_s], dtype=torch.float64)
-        c.allreduce_(table, "sum")
-        return [{"epoch": epoch, "step": self.optimizer.t, "node": r, **dict(zip(fields, table[r].tolist()))}
-                for r in range(c.size)]
+        mine = torch.tensor([ev.node_test_acc, ev.node_distance, k.bytes_sent, k.bytes_received, compute,
+                             k.compress_time_s, k.comm_time_s, k.wait_time_s], dtype=torch.float64)
+        table = c.allgather(mine).tolist()
+        clocks = self.network.clocks.tolist() if self.network else [float("nan")] * c.size
+        return [{"epoch": epoch, "step": self.optimizer.t, "node": r, **dict(zip(fields, table[r])),
+                 "sim_time_s": clocks[r]} for r in range(c.size)]
 
     def _metric_traffic(self) -> dict[str, float]:
         """Evaluation/logging reduction bytes, mean over nodes (kept out of the training counts)."""
@@ -330,5 +350,7 @@ def _check_settings(cfg: Mapping[str, Any]) -> None:
     if t["objective_samples"] is not None and t["objective_samples"] < 0:
         raise UserError(f"trainer.objective_samples must be >= 0 (0: not measured) or null (the whole shard); "
                         f"got {t['objective_samples']}")
+    if t["target_acc"] is not None and not 0 < t["target_acc"] <= 1:
+        raise UserError(f"trainer.target_acc must be in (0, 1] (a test accuracy) or null; got {t['target_acc']}")
     if cfg["seed"] < 0:
         raise UserError(f"seed must be >= 0; got {cfg['seed']}")
