@@ -90,13 +90,13 @@ def test_the_recursion_is_the_models_definition(topology):
     n, rounds = topology.n, 23
     model = model_of("ethernet_1g", stragglers=[1], straggler_factor=3.0)
     logs = []
-    for i in range(n):
+    for _ in range(n):
         rows = []
         for r in range(rounds):
             kind = ALLREDUCE if r % 7 == 6 else GOSSIP
             rows += [rng.exponential(1e-3), 0.0 if kind == ALLREDUCE else rng.exponential(1e-4),
                      float(rng.integers(100, 10**6)) if kind == GOSSIP else 4e5, kind, float(r)]
-        logs.append(np.array(rows + [rng.exponential(1e-3)]))
+        logs.append(np.array([*rows, rng.exponential(1e-3)]))
     sim = SimulatedNetwork(model, topology)
     first, second = [log[: 5 * 11] for log in logs], [log[5 * 11 :] for log in logs]
     # two resolutions in a row (an epoch's end in between) give what one over all rounds gives

@@ -14,7 +14,8 @@ from compoptim.train import Trainer
 from tests.conftest import compose_config
 
 METRIC_COLUMNS = [
-    "epoch", "step", "samples", "wall_time_s", "sim_time_s", "train_time_s", "compute_time_s", "compress_time_s", "comm_time_s",
+    "epoch", "step", "samples", "wall_time_s", "sim_time_s", "train_time_s", "compute_time_s", "compress_time_s",
+    "comm_time_s",
     "wait_time_s", "wait_time_s_max", "train_loss", "test_loss", "test_acc", "local_test_acc_mean",
     "local_test_acc_min", "local_test_acc_max", "consensus_distance", "train_objective", "grad_norm_sq",
     "local_train_loss", "tracker_error",

@@ -93,10 +93,14 @@ class MemoryProbe:
         needed = per_node * (self.nodes - self.SAMPLE)
         if needed > available:
             fit = self.SAMPLE + int(available // per_node)
-            raise UserError(f"backend.nodes={self.nodes} needs about {needed / 2**30:,.1f} GiB more for its nodes "
-                            f"({per_node / 2**20:,.1f} MiB each: model, optimizer state, gossip and evaluation "
-                            f"copies, data shard), but {available / 2**30:,.1f} GiB are available: at most {fit} "
-                            f"nodes of this configuration fit")
+            raise UserError(f"backend.nodes={self.nodes} needs about {_size(needed)} more for its nodes "
+                            f"({_size(per_node)} each: model, optimizer state, gossip and evaluation copies, data "
+                            f"shard), but {_size(available)} are available: at most {fit} nodes of this "
+                            f"configuration fit")
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
 
 
 def build_local_job(cfg: dict[str, Any], run_dir: Path, launch: Mapping[str, Any] | None = None) -> LocalJob:

@@ -100,7 +100,8 @@ _SUMMARY_FIELDS = {
                      "consensus_distance", "compression_error", "bytes_sent_per_node", "bytes_received_per_node",
                      "bytes_sent_max_node", "wall_time_s", "train_time_s", "compute_time_s", "compress_time_s",
                      "comm_time_s", "wait_time_s", "spectral_gap", "best_epoch", "epochs", "steps", "num_params",
-                     "n_nodes", "train_objective", "grad_norm_sq", "local_train_loss", "tracker_error", "sim_time_s"), _NUMBER),
+                     "n_nodes", "train_objective", "grad_norm_sq", "local_train_loss", "tracker_error",
+                     "sim_time_s"), _NUMBER),
     **dict.fromkeys(("status", "error", "backend", "dataset_hash", "started_at", "ended_at", "device"), _TEXT),
     **dict.fromkeys(("code", "versions", "compression", "topology", "time_to_target"), _OBJECT),
 }

@@ -150,10 +150,12 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
                           x_train=None if part == 0 else loader.x[:part],
                           y_train=None if part == 0 else loader.y[:part], tracker=optimizer.tracker)
     comm.clock = NodeClock(network, comm.counters)
-    return Node(comm=comm, network=network, device=device, task=data.task, model=model, flat=flat, loader=loader, optimizer=optimizer,
+    return Node(comm=comm, network=network, device=device, task=data.task, model=model, flat=flat, loader=loader,
+                optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
                 # only node 0 writes it (partition.json): n histograms on each of n nodes would grow as n^2
-                label_histogram=label_histogram(strata, shards, int(strata.max()) + 1) if comm.rank == 0 else [],
+                label_histogram=label_histogram(strata, shards, int(strata.max()) + 1) if comm.rank == 0
+                else [],
                 lossless=probe.lossless, bits_per_element=probe.bits_per_element(flat.numel),
                 dataset_hash=dataset_hash(data) if comm.rank == 0 else None,
                 objective_samples=sum(len(shard[:part]) for shard in shards))

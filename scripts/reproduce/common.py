@@ -40,15 +40,21 @@ class Reproduction:
     """One script's command line, runs and page section (``name``: the section's marker and
     the default runs folder, ``outputs/reproduce/<name>``)."""
 
-    def __init__(self, name: str, description: str, argv: Sequence[str] | None = None) -> None:
-        parser = argparse.ArgumentParser(description=description)
+    def __init__(self, name: str, description: str, argv: Sequence[str] | None = None, doc: Path = DOC,
+                 script: str | None = None, figure: str | None = None) -> None:
+        """``doc``, ``script``, ``figure``: the page, the command and the figure's file name, for
+        a script outside this folder (default: docs/reproductions.md, scripts/reproduce/NAME.py,
+        reproduce_NAME.png)."""
+        parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--smoke", action="store_true", help="a few steps per configuration (what CI runs)")
-        parser.add_argument("--doc", type=Path, default=DOC, help="the page whose section is rewritten")
+        parser.add_argument("--doc", type=Path, default=doc, help="the page whose section is rewritten")
         parser.add_argument("--figures", type=Path, default=FIGURES, help="where the figure is written")
         parser.add_argument("--runs", type=Path, default=None, help="run directories (default outputs/reproduce/NAME)")
         parser.add_argument("--fresh", action="store_true", help="retrain even where a finished run exists")
         self.args = parser.parse_args(argv)
         self.name, self.smoke = name, self.args.smoke
+        self.script = script or f"scripts/reproduce/{name}.py"
+        self.figure = figure or f"reproduce_{name}.png"
         self.runs = self.args.runs or ROOT / "outputs" / "reproduce" / (name + ("-smoke" if self.smoke else ""))
         self.results: dict[str, compoptim.Result] = {}  # every run this script used, by label
         self.started = time.perf_counter()
@@ -86,13 +92,13 @@ class Reproduction:
 
     def figure_path(self) -> Path:
         self.args.figures.mkdir(parents=True, exist_ok=True)
-        return self.args.figures / f"reproduce_{self.name}.png"
+        return self.args.figures / self.figure
 
     def write_section(self, markdown: str) -> None:
         """Replace this script's section of the page (or add it at the end)."""
         doc: Path = self.args.doc
         begin, end = f"<!-- begin {self.name} -->", f"<!-- end {self.name} -->"
-        command = f"python scripts/reproduce/{self.name}.py" + (" --smoke" if self.smoke else "")
+        command = f"python {self.script}" + (" --smoke" if self.smoke else "")
         # The runs' own wall times, so a page rewritten from runs read back still says what they cost.
         minutes = sum(wall_time_s(r) for r in self.results.values()) / 60
         runs = f"{len(self.results)} runs, {minutes:.1f} min of training on this machine" if self.results \

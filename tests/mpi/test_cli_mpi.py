@@ -212,6 +212,26 @@ def test_local_backend_is_bit_identical_to_mpi(tmp_path):
     assert json.loads((tmp_path / "local" / "summary.json").read_text())["backend"] == "local"
 
 
+def test_simulated_time_under_mpi_is_the_local_backends(tmp_path):
+    """network=ethernet_10g with a configured compute: the same simulated clocks from mpirun -np 3
+    and from backend=local (the model runs on the ranks' own round logs, gathered to rank 0)."""
+    args = ["trainer.epochs=2", "model=mlp", "model.hidden=[32]", "network=ethernet_10g",
+            "network.step_compute_s=0.002",
+            "network.stragglers=[1]", "network.straggler_factor=3", "optimizer.overlap=false"]
+    mpi = launch(3, [*args, "hydra.run.dir=mpi"], tmp_path)
+    local = launch(None, [*args, "backend=local", "backend.nodes=3", "hydra.run.dir=local"], tmp_path)
+    assert mpi.returncode == 0, mpi.stderr
+    assert local.returncode == 0, local.stderr
+
+    def sim_times(run, name):
+        with open(tmp_path / run / name) as f:
+            return [float(r["sim_time_s"]) for r in csv.DictReader(f)]
+
+    for name in ("metrics.csv", "metrics_nodes.csv"):
+        assert sim_times("mpi", name) == pytest.approx(sim_times("local", name), rel=1e-12)
+    assert sim_times("mpi", "metrics.csv")[-1] > 0
+
+
 def test_local_backend_under_mpirun_is_refused(tmp_path):
     result = launch(2, [*FAST, "backend=local"], tmp_path)
     assert result.returncode == 2
