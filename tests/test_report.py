@@ -364,3 +364,50 @@ def test_a_step_size_that_changes_with_the_optimizer_stays_in_the_labels(tmp_pat
     assert varying_keys(runs) == ["optimizer.lr", "optimizer.name"]
     labels = sorted(g.label for g in group_runs(runs, varying_keys(runs)))
     assert labels == ["optimizer.lr=0.001, optimizer=adam", "optimizer.lr=0.1, optimizer=sgd"]
+
+
+def _with_network(path, network, sim_per_eval):
+    """Give a written run a network and a sim_time_s column (as compoptim-run writes them)."""
+    config = yaml.safe_load((path / "config.resolved.yaml").read_text())
+    config["network"] = {"name": network}
+    (path / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+    with open(path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    with open(path / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, [*rows[0], "sim_time_s"])
+        w.writeheader()
+        for row in rows:
+            w.writerow({**row, "sim_time_s": sim_per_eval * int(row["epoch"])})
+    summary = json.loads((path / "summary.json").read_text())
+    summary["sim_time_s"] = sim_per_eval * (len(rows) - 1)
+    (path / "summary.json").write_text(json.dumps(summary))
+
+
+def test_simulated_time_is_an_axis_and_a_column_when_a_run_simulates_a_network(tmp_path, capsys):
+    root = tmp_path / "net"
+    write_run(root / "0", "sgd", "none", accs=(0.1, 0.5, 0.9))
+    write_run(root / "1", "sgd", "topk", accs=(0.1, 0.8, 0.85), ratio=60.0)
+    _with_network(root / "0", "wan_100m", 4.0)
+    _with_network(root / "1", "wan_100m", 1.0)
+    main([str(root), "--target", "0.8"])
+    out = root / "report"
+    assert (out / "test_acc_vs_sim_time.png").stat().st_size > 10_000
+    table = {r["compressor.name"]: r for r in csv.DictReader(open(out / "summary.csv"))}
+    assert float(table["none"]["sim time s"]) == 8.0 and float(table["topk"]["sim time s"]) == 2.0
+    assert float(table["none"]["sim s to test_acc>=0.8"]) == 8.0 and float(table["topk"]["sim s to test_acc>=0.8"]) == 1.0
+    from compoptim.report.figures import curve_figure
+    from compoptim.report.grouping import dimensions, group_runs
+    from compoptim.report.styles import encode
+    from compoptim.report.tables import evaluations
+
+    runs, keys = load_runs([root]), ["compressor.name"]
+    figure = curve_figure(evaluations(runs, keys), "sim_time_s", "test_acc",
+                          encode(group_runs(runs, keys), dimensions(runs, keys)))
+    assert figure.axes[0].get_xlabel() == "simulated time on the run's network (s)"
+    lines = {line.get_label(): line.get_xdata().tolist() for line in figure.axes[0].get_lines()}
+    assert sorted(lines.values()) == [[0.0, 1.0, 2.0], [0.0, 4.0, 8.0]]
+    ideal = tmp_path / "ideal"
+    write_run(ideal / "0")
+    main([str(ideal)])
+    assert not (ideal / "report" / "test_acc_vs_sim_time.png").exists()  # nothing simulated: no such figure
+    capsys.readouterr()

@@ -209,7 +209,7 @@ def draw_figures(args: argparse.Namespace, out: Path, evals, groups: list[Group]
     encoding = encode(groups, dims)
     counted = evals[(evals["status"] == "finished") & evals[DUPLICATE_OF].isna()]
     figures = []
-    simulated = any((r.config.get("network") or {}).get("name", "ideal") != "ideal" for r in runs)
+    simulated = any(r.config.get("network.name", "ideal") != "ideal" for r in runs)
     for name in args.x or [x for x in X_AXES if x != "sim_time" or simulated]:
         column, _, logx, _ = X_AXES[name]
         if _drawable(counted, column, args.metric):

@@ -123,7 +123,7 @@ class Communicator(ABC):
             raise ValueError(f"unknown reduction '{op}'; allowed: {', '.join(REDUCE_OPS)}")
         flat = tensor.view(-1)
         combine = {"sum": torch.add, "mean": torch.add, "max": torch.maximum, "min": torch.minimum}[op]
-        chunk = max(1, _GATHER_BYTES // (self.size * flat.element_size()))
+        chunk = self._chunk_numel(flat.numel(), flat.element_size())
         for offset in range(0, flat.numel(), chunk):
             self._combine_(flat[offset : offset + chunk], combine)
         if op == "mean":
@@ -148,6 +148,10 @@ class Communicator(ABC):
         self.counters.metric_bytes_sent += nbytes
         self.counters.metric_bytes_received += (self.size - 1) * nbytes
         return gathered
+
+    def _chunk_numel(self, numel: int, element_size: int) -> int:
+        """Entries reduced at once: what keeps the (size x chunk) gather buffer near _GATHER_BYTES."""
+        return max(1, _GATHER_BYTES // (self.size * element_size))
 
     def _combine_(self, part: torch.Tensor, combine: Any) -> None:
         """part <- combine over the nodes' ``part`` in rank order (rank 0's, then each next one's)."""

@@ -120,6 +120,11 @@ class LocalCommunicator(Communicator):
         hub.wait()  # every node has its result before the slots are reused
         return result
 
+    def _chunk_numel(self, numel: int, element_size: int) -> int:
+        # One chunk: the nodes' tensors are combined in place into one result, there is no
+        # (size x chunk) buffer to bound, and every chunk would cost two passes over all nodes.
+        return max(1, numel)
+
     def _combine_(self, part: torch.Tensor, combine: Callable[..., torch.Tensor]) -> None:
         def in_rank_order(parts: list[torch.Tensor]) -> torch.Tensor:
             total = parts[0].clone()  # the same sequence of operations as Communicator._combine_
