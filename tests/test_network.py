@@ -5,7 +5,11 @@ all-reduce step and a straggler on a synchronous ring."""
 import csv
 import itertools
 import math
+import subprocess
+import sys
+from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
@@ -185,3 +189,29 @@ def test_measured_compute_and_the_time_to_target(tmp_path):
     assert math.isclose(hit["bytes_sent_per_node"], float(first["bytes_sent_per_node"]))
     never, _, _ = run(tmp_path / "never", 2, "trainer.epochs=1", "trainer.target_acc=1.0")
     assert never["time_to_target"] is None
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_crossover_script_checks_its_closed_form_and_draws_its_figure(tmp_path):
+    doc = tmp_path / "performance.md"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "network_crossover.py"), "--smoke", "--doc", str(doc),
+                           "--figures", str(tmp_path), "--runs", str(tmp_path / "runs")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = doc.read_text()
+    assert "<!-- begin network_crossover -->" in text and "scripts/network_crossover.py --smoke" in text
+    assert text.count("| exact (D-PSGD) | 246,824 |") == 1  # LeNet-5's 61,706 fp32 parameters
+    pixels = matplotlib.image.imread(tmp_path / "network_crossover.png")
+    assert pixels.shape[1] > 1000 and pixels.std() > 0.01
+
+
+@pytest.mark.slow
+def test_the_node_scaling_script_runs(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_nodes.py"), "--smoke"], cwd=ROOT / "scripts",
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 4 ") or line.startswith("| 16 ")]
+    assert len(rows) == 4 and all(float(r.split("|")[7]) > 0 for r in rows)
