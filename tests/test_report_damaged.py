@@ -181,7 +181,7 @@ UNREADABLE = {
     "metrics_not_utf8": (lambda run: insert_bytes(run, "metrics.csv"), "metrics.csv", "not UTF-8 text"),
     "metrics_nul": (lambda run: (run / "metrics.csv").write_bytes(
         (run / "metrics.csv").read_bytes().replace(b",0.0,", b",0.\x000,", 1)), "metrics.csv",
-        "line 2, column train_time_s: '0.\\x000' is not a number"),
+        "line 2, column sim_time_s: '0.\\x000' is not a number"),
 }
 
 
