@@ -6,10 +6,10 @@
 LeNet-5 on the embedded digits, 16 nodes on a ring, iid shards, batch 32, lr 0.2, 60 epochs:
 exact D-PSGD against CHOCO-SGD with top-1% (γ 0.05, tuned for 8 nodes in
 docs/reproductions.md) and sign (γ 0.1: the 0.2 tuned for 8 nodes collapses late on the
-16-node ring's smaller spectral gap, from 0.95 to 0.66 in the last epochs). Each method runs on ``network=ethernet_10g`` and
-``network=wan_100m`` with a configured compute of 5 ms per step (``network.step_compute_s``)
-so the simulated times do not depend on this machine's load, and without overlap, so
-every method pays its messages in full.
+16-node ring's smaller spectral gap, from 0.95 to 0.66 in the last epochs). Each method
+runs on ``network=ethernet_10g`` and ``network=wan_100m`` with a configured compute of 5 ms
+per step (``network.step_compute_s``) so the simulated times do not depend on this
+machine's load, and without overlap, so every method pays its messages in full.
 
 With a configured compute on a ring every step of a method takes the same simulated time,
 c + latency + bytes/bandwidth (``tests/test_network.py`` checks that closed form), so

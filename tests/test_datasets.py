@@ -161,7 +161,8 @@ def test_every_registered_dataset_and_partition_is_tested():
 # the 16-second one (ResNet-18 on upsampled digits) and mnist1d's (it generates the set) are slow; the rest
 # stay in the quick subset
 @pytest.mark.parametrize("dataset, model", [pytest.param(*p, marks=pytest.mark.slow)
-                                            if p == ("digits", "resnet18") or p[0] == "mnist1d" else p
+                                            if p in (("digits", "resnet18"), ("digits", "resnet20"))
+                                            or p[0] == "mnist1d" else p
                                             for p in PAIRINGS])
 def test_every_dataset_model_pairing_composes_and_takes_a_step(tmp_path, no_md5, dataset, model):
     overrides = [f"model={model}", "trainer.batch_size=4", "trainer.epochs=1", "optimizer=sgd"]

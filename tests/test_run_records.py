@@ -133,6 +133,7 @@ def test_the_trainer_shows_a_bar_on_a_terminal_and_plain_lines_otherwise(tmp_pat
     assert "step/s" not in plain and "epoch   1/1 | train loss" in plain
 
 
+@pytest.mark.slow  # two compoptim-run subprocesses
 def test_a_finished_run_is_never_overwritten_and_a_busy_directory_is_refused(tmp_path):
     """Starting into a finished run's directory without resume=true is refused in one line,
     touching nothing; a directory another run holds the lock of is refused too."""
