@@ -60,3 +60,28 @@ def test_char_gpt_predicts_every_next_character():
         build_model({"name": "char_gpt"}, (1, 28, 28), 10)
     with pytest.raises(UserError, match=r"must be a multiple of model\.heads"):
         build_model({"name": "char_gpt", "width": 30, "heads": 4}, (16,), 10)
+
+
+BLOCK_CASES = [("lenet5", {}, (1, 28, 28), 10, 5), ("mlp", {"hidden": [16, 8]}, (1, 8, 8), 10, 3),
+               ("logreg", {}, (1, 8, 8), 10, 1), ("cnn1d", {}, (40,), 10, 4), ("resnet20", {}, (3, 32, 32), 10, 11),
+               ("resnet18", {}, (3, 32, 32), 10, 10), ("char_gpt", {"layers": 3, "width": 32}, (16,), 20, 5)]
+
+
+@pytest.mark.parametrize("name, settings, shape, classes, count", BLOCK_CASES, ids=[c[0] for c in BLOCK_CASES])
+def test_every_models_blocks_applied_in_order_are_its_forward(name, settings, shape, classes, count):
+    """The pipeline's view of a model: its blocks, in order, compute exactly its forward (in
+    float64, in training mode: BatchNorm with batch statistics), hold each of its parameters,
+    and leave its parameters and state dict as they were."""
+    torch.manual_seed(0)
+    model = build_model({"name": name, **settings}, shape, classes).double()
+    keys, params = list(model.state_dict()), list(model.parameters())
+    blocks = model.blocks()
+    assert len(blocks) == count and model.blocks() is blocks
+    x = torch.randint(0, classes, (4, *shape)) if name == "char_gpt" else torch.randn(4, *shape, dtype=torch.float64)
+    out = x
+    for block in blocks:
+        out = block(out)
+    assert torch.equal(out, model(x))
+    held = {id(p) for b in blocks for p in b.parameters()}
+    assert held == {id(p) for p in params}
+    assert list(model.state_dict()) == keys and list(model.parameters()) == params

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compoptim.errors import UserError, check_range
-from compoptim.models.base import Model
+from compoptim.models.base import Model, Part
 
 
 class Block(nn.Module):
@@ -54,7 +54,7 @@ class CharGPT(Model):
         context = input_shape[0]
         self.tokens = nn.Embedding(num_classes, width)
         self.positions = nn.Embedding(context, width)
-        self.blocks = nn.Sequential(*(Block(width, heads, dropout) for _ in range(layers)))
+        self.layers = nn.Sequential(*(Block(width, heads, dropout) for _ in range(layers)))
         self.ln = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_classes, bias=False)
         self.head.weight = self.tokens.weight  # weight tying, as nanoGPT
@@ -65,6 +65,14 @@ class CharGPT(Model):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * layers))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        t = ids.shape[1]
-        x = self.tokens(ids) + self.positions(torch.arange(t, device=ids.device))
-        return self.head(self.ln(self.blocks(x)))
+        return self.head(self.ln(self.layers(self.embed(ids))))
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.tokens(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))
+
+    def make_blocks(self) -> list[nn.Module]:
+        # embeddings, each transformer block, the final norm and head. The head's weight IS the
+        # token embedding's (tied): a split that puts them on different stages must keep the two
+        # copies equal (sum their gradients), as Megatron-style pipelines do.
+        return [Part(lambda p, ids: CharGPT.embed(p, ids), tokens=self.tokens, positions=self.positions),
+                *self.layers, Part(lambda p, x: p.head(p.ln(x)), ln=self.ln, head=self.head)]

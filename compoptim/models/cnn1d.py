@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from compoptim.errors import UserError
-from compoptim.models.base import Model
+from compoptim.models.base import Model, Part
 
 
 class CNN1d(Model):
@@ -38,3 +38,8 @@ class CNN1d(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.features(x.reshape(len(x), *self._in)).flatten(1))
+
+    def make_blocks(self) -> list[nn.Module]:
+        f, shape = self.features, self._in
+        return [Part(lambda p, x: p.conv(x.reshape(len(x), *shape)), conv=f[0:2]), f[2:4], f[4:6],
+                Part(lambda p, x: p.linear(x.flatten(1)), linear=self.linear)]

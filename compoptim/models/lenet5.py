@@ -42,3 +42,8 @@ class LeNet5(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+    def make_blocks(self) -> list[nn.Module]:
+        # conv-relu-pool twice, then each fully connected layer with its activation
+        f, c = self.features, self.classifier
+        return [f[0:3], f[3:6], c[0:3], c[3:5], c[5:6]]

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from compoptim.models.base import Model
+from compoptim.models.base import Model, Part
 
 
 class LogReg(Model):
@@ -19,3 +19,6 @@ class LogReg(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1))
+
+    def make_blocks(self) -> list[nn.Module]:
+        return [Part(lambda p, x: p.linear(x.flatten(1)), linear=self.linear)]

@@ -27,3 +27,8 @@ class MLP(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def make_blocks(self) -> list[nn.Module]:
+        # each linear layer with its activation (the flatten goes with the first)
+        n = len(self.net)
+        return [self.net[0:3], *(self.net[i : i + 2] for i in range(3, n - 1, 2)), self.net[n - 1 : n]]

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compoptim.errors import UserError
-from compoptim.models.base import Model
+from compoptim.models.base import Model, Part
 
 
 def _check_image(name: str, input_shape: tuple[int, ...]) -> None:
@@ -69,6 +69,12 @@ class FixupResNet20(Model):
         out = F.adaptive_avg_pool2d(self.layers(out), 1).flatten(1)
         return self.fc(out + self.bias2)
 
+    def make_blocks(self) -> list[nn.Module]:
+        # the stem, each residual block, the head
+        return [Part(lambda p, x: F.relu(p.conv(x) + p.bias1), conv=self.conv, bias1=self.bias1), *self.layers,
+                Part(lambda p, x: p.fc(F.adaptive_avg_pool2d(x, 1).flatten(1) + p.bias2), fc=self.fc,
+                     bias2=self.bias2)]
+
 
 class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
@@ -115,3 +121,7 @@ class ResNet18(Model):
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.adaptive_avg_pool2d(self.layers(out), 1).flatten(1)
         return self.fc(out)
+
+    def make_blocks(self) -> list[nn.Module]:
+        return [Part(lambda p, x: F.relu(p.bn1(p.conv1(x))), conv1=self.conv1, bn1=self.bn1), *self.layers,
+                Part(lambda p, x: p.fc(F.adaptive_avg_pool2d(x, 1).flatten(1)), fc=self.fc)]
