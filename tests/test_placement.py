@@ -1,5 +1,7 @@
 """Pipeline stages placed on a topology: replicas are disjoint paths, consecutive stages one hop apart."""
 
+import itertools
+
 import pytest
 
 from compoptim.errors import UserError
@@ -21,7 +23,7 @@ def test_consecutive_stages_are_neighbours(topology, stages):
     check_cover(placement, topology.n, stages)
     assert placement.one_hop
     for replica in placement.replicas:
-        for a, b in zip(replica, replica[1:]):
+        for a, b in itertools.pairwise(replica):
             assert any(b in topology.neighbors(a, r) for r in range(topology.period))
     rank = placement.replicas[-1][-1]
     assert placement.stage_of(rank) == (len(placement.replicas) - 1, stages - 1)
