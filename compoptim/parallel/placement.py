@@ -96,4 +96,4 @@ def place_stages(topology: Topology, stages: int) -> Placement:
     if paths is None:
         paths = [list(range(r * stages, (r + 1) * stages)) for r in range(n // stages)]
     hops = tuple(_distances(graph, p[s])[p[s + 1]] for p in paths for s in range(stages - 1))
-    return Placement(tuple(tuple(p) for p in paths), hops)
+    return Placement(tuple(tuple(int(r) for r in p) for p in paths), hops)

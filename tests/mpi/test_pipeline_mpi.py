@@ -28,3 +28,15 @@ def test_a_pipeline_of_one_replica_is_single_process_training(tmp_path, np_, sch
     assert found, done.stdout
     assert len(found.group(1).split(",")) == np_
     assert float(found.group(2)) < tolerance and float(found.group(3)) > 1e-3  # it trained, and exactly
+
+
+def test_two_stages_times_two_replicas_with_exact_gossip_is_dpsgd_on_two_nodes(tmp_path):
+    """Each stage's parameters gossiped (D-PSGD, ring of the replicas) among the ranks that hold
+    that stage equals D-PSGD on 2 nodes with the whole model and the same data order."""
+    done = subprocess.run([tool("mpirun"), "-np", "4", sys.executable, str(CHECK.with_name("hybrid_check.py"))],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=240, env=mpi_env(), check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = re.search(r"replicas \[\[0, 1\], \[2, 3\]\] .*max \|hybrid - dsgd\| = (\S+), parameters moved (\S+), "
+                      r"gossip bytes (\S+)", done.stdout)
+    assert found, done.stdout
+    assert float(found.group(1)) < 1e-10 and float(found.group(2)) > 1e-3 and float(found.group(3)) > 0
