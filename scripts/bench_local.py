@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from bench_setup import compose_config, endless
+from bench_setup import block_time, compose_config, endless
 
-from compoptim.comm import local_network, run_nodes
+from compoptim.comm import local_network
 from compoptim.cores import default_threads, usable_cores
 from compoptim.topology import build_topology
 from compoptim.train import Trainer
@@ -38,13 +37,6 @@ def build(n: int, overrides: list[str]) -> list[Trainer]:
     return [Trainer(cfg, comm, run_dir, torch.device("cpu"), log=lambda _m: None)
             for comm in local_network(build_topology(cfg.topology, n))]
 
-
-def block_time(trainers: list[Trainer], sources: list, steps: int) -> float:
-    """Seconds per network step over one block: all nodes step ``steps`` times in their threads."""
-    start = time.perf_counter()
-    run_nodes([t.comm for t in trainers],
-              [lambda t=t, s=s: [t.train_step(*next(s)) for _ in range(steps)] for t, s in zip(trainers, sources)])
-    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:

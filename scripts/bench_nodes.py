@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_setup import compose_config
+from bench_setup import block_time, compose_config
 
 from compoptim.cli.local_run import build_local_job
 from compoptim.comm import run_nodes
@@ -51,13 +51,6 @@ def fixed_batches(loader, batch: int):
     while True:
         yield xb, yb
 
-
-def block_time(trainers, sources, steps: int) -> float:
-    """Seconds per network step over one block of ``steps`` steps of every node."""
-    start = time.perf_counter()
-    run_nodes([t.comm for t in trainers],
-              [lambda t=t, s=s: [t.train_step(*next(s)) for _ in range(steps)] for t, s in zip(trainers, sources)])
-    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:
