@@ -21,6 +21,7 @@ from compoptim.compress import CompressContext, build_compressor
 from compoptim.models import build_model
 from compoptim.optim import FlatParameters, build_optimizer
 from compoptim.parallel import balanced_split, parameter_costs, place_stages
+from compoptim.parallel.engine import pipeline_step
 from compoptim.parallel.process_group import init_from_mpi
 from compoptim.topology import ring
 
@@ -87,12 +88,7 @@ def main() -> None:
     for x, y in batches(replica):
         opt.begin_step()
         flat.zero_grad()
-        if stage_index == 0:
-            schedule.step(x)
-        elif stage_index == STAGES - 1:
-            schedule.step(target=y)
-        else:
-            schedule.step()
+        pipeline_step(schedule, stage_index, STAGES, x, y)
         flat.check_attached()  # the engine accumulated into the flat gradient the optimizer reads
         opt.step()
 

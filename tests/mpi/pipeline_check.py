@@ -17,6 +17,7 @@ from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGP
 
 from compoptim.models import build_model
 from compoptim.parallel import balanced_split, parameter_costs
+from compoptim.parallel.engine import pipeline_step
 from compoptim.parallel.process_group import init_from_mpi
 
 SCHEDULES = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
@@ -57,12 +58,7 @@ def main() -> None:
     opt = torch.optim.SGD(part.parameters(), lr=LR)
     for x, y in batches(dtype):
         opt.zero_grad()
-        if rank == 0:
-            schedule.step(x)
-        elif rank == stages - 1:
-            schedule.step(target=y)
-        else:
-            schedule.step()
+        pipeline_step(schedule, rank, stages, x, y)
         opt.step()
 
     ref_blocks = reference.blocks()

@@ -17,7 +17,8 @@ CHECK = Path(__file__).with_name("pipeline_check.py")
 
 
 @pytest.mark.parametrize("np_, schedule, dtype, tolerance", [
-    (2, "gpipe", "float64", 1e-10), (2, "1f1b", "float64", 1e-10), (4, "gpipe", "float64", 1e-10),
+    (1, "gpipe", "float64", 1e-10), (2, "gpipe", "float64", 1e-10), (2, "1f1b", "float64", 1e-10),
+    (4, "gpipe", "float64", 1e-10),
     (4, "1f1b", "float64", 1e-10), (4, "1f1b", "float32", 1e-6),
 ])
 def test_a_pipeline_of_one_replica_is_single_process_training(tmp_path, np_, schedule, dtype, tolerance):
