@@ -79,8 +79,7 @@ class MemoryProbe:
 
     def __init__(self, nodes: int) -> None:
         self.nodes = nodes
-        self.start = resident_memory()
-        self.after_first = self.start
+        self.after_first = 0  # resident memory once node 0 is built (it is built first)
 
     def built(self, count: int, params: torch.Tensor) -> None:
         if count == 1:
