@@ -16,11 +16,11 @@ from tests.conftest import compose_config
 METRIC_COLUMNS = [
     "epoch", "step", "samples", "wall_time_s", "sim_time_s", "train_time_s", "compute_time_s", "compress_time_s",
     "comm_time_s",
-    "wait_time_s", "wait_time_s_max", "train_loss", "test_loss", "test_acc", "local_test_acc_mean",
+    "wait_time_s", "bubble_time_s", "wait_time_s_max", "train_loss", "test_loss", "test_acc", "local_test_acc_mean",
     "local_test_acc_min", "local_test_acc_max", "consensus_distance", "train_objective", "grad_norm_sq",
     "local_train_loss", "tracker_error",
     "bytes_sent_per_node",
-    "bytes_received_per_node", "bytes_sent_max_node", "compression_error",
+    "bytes_received_per_node", "bytes_sent_max_node", "activation_bytes_sent_per_node", "compression_error",
 ]
 
 

@@ -20,6 +20,11 @@ class TrafficCounters:
       transfers, staging copies) and ``wait_time_s`` (blocked until the neighbours' data
       arrived). On CUDA, kernels run asynchronously, so their time lands where the host
       next waits for them;
+    - for a pipeline stage (``parallel=pipeline``): ``activation_bytes_sent`` /
+      ``activation_bytes_received``, the activations and their gradients exchanged with the
+      neighbouring stages (apart from the gossip's bytes); ``pipeline_time_s``, the time in
+      the engine's schedule, and ``bubble_time_s``, the part of it the stage did not compute
+      (waiting for the other stages);
     - ``encode_count``: encodes by all the node's compressors (it paces the error sampling);
     - ``error_sum`` / ``error_count``: the sampled relative errors ||C(x) - x|| / ||x||
       since the last ``take_compression_error``.
@@ -32,6 +37,10 @@ class TrafficCounters:
     compress_time_s: float = 0.0
     comm_time_s: float = 0.0
     wait_time_s: float = 0.0
+    activation_bytes_sent: int = 0
+    activation_bytes_received: int = 0
+    pipeline_time_s: float = 0.0
+    bubble_time_s: float = 0.0
     encode_count: int = 0
     error_sum: float = 0.0
     error_count: int = 0
@@ -41,7 +50,8 @@ class TrafficCounters:
 
     def load_state_dict(self, state: dict[str, int | float]) -> None:
         for f in dataclasses.fields(self):  # each keeps its own type, int or float
-            setattr(self, f.name, type(f.default)(state[f.name]))
+            # a checkpoint from before a counter existed: it was 0 then
+            setattr(self, f.name, type(f.default)(state.get(f.name, f.default)))
 
     def take_compression_error(self) -> tuple[float, int]:
         """(sum, count) of the sampled relative errors since the last call, then both reset

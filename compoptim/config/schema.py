@@ -24,7 +24,7 @@ from compoptim.config.generate import schema_class
 CONFIG_MODULE = "compoptim.conf"
 
 # The config groups users choose from, in the order the docs list them.
-GROUPS = ("optimizer", "compressor", "topology", "model", "dataset", "backend", "network", "logger")
+GROUPS = ("optimizer", "compressor", "topology", "model", "dataset", "backend", "network", "parallel", "logger")
 
 
 class Device(Enum):
@@ -69,6 +69,7 @@ class RunConfig:
     dataset: Any = MISSING
     backend: Any = MISSING
     network: Any = MISSING
+    parallel: Any = MISSING
     logger: Any = MISSING
 
 

@@ -28,12 +28,13 @@ def registries() -> dict[str, Registry]:
     from compoptim.data import DATASETS, PARTITIONS
     from compoptim.models import MODELS
     from compoptim.optim import ALGORITHMS
+    from compoptim.parallel.plan import PARALLEL
     from compoptim.topology import TOPOLOGIES
     from compoptim.train.loggers import LOGGERS
 
     return {"optimizer": ALGORITHMS, "compressor": COMPRESSORS, "topology": TOPOLOGIES, "model": MODELS,
             "dataset": DATASETS, "dataset/partition": PARTITIONS, "backend": BACKENDS, "network": NETWORKS,
-            "logger": LOGGERS}
+            "parallel": PARALLEL, "logger": LOGGERS}
 
 
 def describe() -> dict[str, dict[str, list[list[Any]]]]:

@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from compoptim.errors import UserError
 from compoptim.topology.base import Topology
+from compoptim.topology.weights import mixing_matrix
 
 _BUDGET = 200_000  # search steps before falling back to rank order
 
@@ -97,3 +100,26 @@ def place_stages(topology: Topology, stages: int) -> Placement:
         paths = [list(range(r * stages, (r + 1) * stages)) for r in range(n // stages)]
     hops = tuple(_distances(graph, p[s])[p[s + 1]] for p in paths for s in range(stages - 1))
     return Placement(tuple(tuple(int(r) for r in p) for p in paths), hops)
+
+
+def replica_topology(topology: Topology, placement: Placement) -> Topology:
+    """The graph each stage's replicas gossip over: replicas r and r' are neighbours when a
+    rank of one is a neighbour of a rank of the other in ``topology``. It is connected
+    whenever ``topology`` is (each replica's ranks are one set of the quotient), and its
+    weights follow ``topology``'s rule (``auto``: uniform where the graph is regular, else
+    Metropolis-Hastings). One stage: ``topology`` itself (the data-parallel run)."""
+    if len(placement.replicas[0]) == 1:
+        return topology
+    graph = _graph(topology)
+    owner = {rank: r for r, ranks in enumerate(placement.replicas) for rank in ranks}
+    replicas = len(placement.replicas)
+    adjacency = np.zeros((replicas, replicas), dtype=bool)
+    for i, neighbours in enumerate(graph):
+        for j in neighbours:
+            if owner[i] != owner[j]:
+                adjacency[owner[i], owner[j]] = True
+    params = topology.params
+    name = f"{topology.name} replicas"
+    return Topology(name, (mixing_matrix(adjacency, params.get("weights", "auto"), params.get("lazy", 0.0)),),
+                    params={"of": topology.name, "weights": params.get("weights", "auto"),
+                            "lazy": params.get("lazy", 0.0)})

@@ -44,6 +44,7 @@ class Evaluation:
     tracker_error: float  # (1/n) sum_i ||y_i - grad f(x_bar)||^2 (NaN without a tracker)
     node_test_acc: float  # this node's own model
     node_distance: float  # this node's ||x_i - x_bar||^2
+    stage_consensus: list[float]  # a pipeline's consensus distance per stage (empty without stages)
 
 
 class Evaluator:
@@ -57,10 +58,15 @@ class Evaluator:
     def __init__(self, model: nn.Module, flat: FlatParameters, averaged_model: nn.Module,
                  x_test: torch.Tensor, y_test: torch.Tensor, comm: Communicator, task: str = "classification",
                  average_buffers_into_local: bool = True, x_train: torch.Tensor | None = None,
-                 y_train: torch.Tensor | None = None, tracker: Callable[[], torch.Tensor | None] | None = None) -> None:
+                 y_train: torch.Tensor | None = None, tracker: Callable[[], torch.Tensor | None] | None = None,
+                 assemble: Callable[[], None] | None = None, entry_stages: torch.Tensor | None = None) -> None:
         """``x_train``, ``y_train``: this node's training shard (or a fixed part of it), for
         f(x_bar), its gradient and the local models' loss (None: not measured, NaN);
-        ``tracker``: the optimizer's gradient tracker (``DecentralizedOptimizer.tracker``)."""
+        ``tracker``: the optimizer's gradient tracker (``DecentralizedOptimizer.tracker``).
+        A pipeline rank's ``model`` is its replica's whole model: ``assemble`` fills it (and
+        ``flat.params``) from the replica's stages before each evaluation, and
+        ``entry_stages`` (the stage of each entry of ``flat.params``) splits the consensus
+        distance by stage."""
         self.model, self.flat, self.comm, self.task = model, flat, comm, task
         self.average_buffers_into_local = average_buffers_into_local
         self.buffers = [b for b in model.buffers() if b.is_floating_point()]
@@ -69,6 +75,8 @@ class Evaluator:
         self.averaged = FlatParameters(averaged_model, grads=x_train is not None)
         self.x_train, self.y_train = x_train, y_train
         self.tracker = tracker or (lambda: None)
+        self.assemble = assemble or (lambda: None)
+        self.entry_stages = None if entry_stages is None else entry_stages.to(flat.params.device)
         # float64 x_bar and x_i - x_bar, kept from one evaluation to the next
         self._x_bar64 = torch.zeros(flat.numel, dtype=torch.float64, device=flat.params.device)
         self._diff64 = torch.zeros_like(self._x_bar64)
@@ -80,6 +88,7 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self) -> Evaluation:
+        self.assemble()
         x_bar64, diff = self._x_bar64, self._diff64
         x_bar64.copy_(self.flat.params)
         self.comm.allreduce_(x_bar64, "mean")
@@ -97,6 +106,10 @@ class Evaluator:
         diff.copy_(self.flat.params)
         diff.sub_(x_bar64)
         consensus = torch.dot(diff, diff).reshape(1)
+        stages = torch.zeros(0 if self.entry_stages is None else int(self.entry_stages.max()) + 1,
+                             dtype=torch.float64, device=dev)
+        if self.entry_stages is not None:
+            stages.index_add_(0, self.entry_stages, diff * diff)
         objective, grad_f = self._objective()
         grad_norm_sq = float("nan") if grad_f is None else torch.dot(grad_f, grad_f).item()
         # this node's own model on its own shard, and its tracker's distance to grad f(x_bar)
@@ -115,7 +128,7 @@ class Evaluator:
 
         sums = torch.tensor([avg_loss, avg_correct, local_acc, own_loss, float(holds_data), tracker_error],
                             dtype=torch.float64, device=dev)
-        sums = torch.cat([sums, consensus])
+        sums = torch.cat([sums, consensus, stages])
         self.comm.allreduce_(sums, "sum")
         low = torch.tensor([local_acc], dtype=torch.float64, device=dev)
         high = low.clone()
@@ -135,6 +148,7 @@ class Evaluator:
             tracker_error=sums[5].item() / n if tracked else float("nan"),
             node_test_acc=local_acc,
             node_distance=consensus.item(),
+            stage_consensus=(sums[7:] / n).tolist(),
         )
 
 

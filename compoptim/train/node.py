@@ -30,8 +30,11 @@ from compoptim.errors import UserError
 from compoptim.models import build_model
 from compoptim.optim import FlatParameters, build_optimizer
 from compoptim.optim.base import DecentralizedOptimizer
+from compoptim.parallel.placement import Placement, place_stages
+from compoptim.parallel.plan import PARALLEL, ParallelPlan
 from compoptim.registry import to_plain
 from compoptim.train.evaluate import Evaluator
+from compoptim.train.loss import task_loss
 from compoptim.train.record import dataset_hash
 from compoptim.train.schedules import LRSchedule
 
@@ -89,12 +92,21 @@ class Node:
     bits_per_element: float  # wire bits per model entry of one message (32: uncompressed fp32)
     network: NetworkModel  # the network time model (its clock is ``comm.clock``)
     objective_samples: int  # training samples of all nodes that train_objective and grad_norm_sq are measured on
+    num_params: int  # the whole model's (a pipeline stage holds a part of them)
+    pipeline: Any = None  # parallel.stage.PipelineRank of a pipelined run (None: data-parallel)
 
 
 def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
-               shared: SharedParts | None = None) -> Node:
+               shared: SharedParts | None = None, recorded_layout: Mapping[str, Any] | None = None) -> Node:
     """Node ``comm.rank`` of the run ``cfg`` (plain values or a DictConfig; converted here);
-    ``shared``: the parts built once for all nodes of this process (None: this node's own)."""
+    ``shared``: the parts built once for all nodes of this process (None: this node's own);
+    ``recorded_layout``: a pipeline's layout recorded by the run being resumed (parallel.json;
+    None: decide it).
+
+    With ``parallel=pipeline`` and S > 1 stages, the node is one rank's stage of a replica
+    (``parallel/stage.py``): it holds the replica's data shard, trains its stage's
+    parameters and gossips them with the stage's other replicas; building it starts
+    torch.distributed, after every setting is checked."""
     cfg = to_plain(cfg)
     shared = shared or SharedParts()
     t = cfg["trainer"]
@@ -108,13 +120,18 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
 
     network = NETWORKS.build(cfg["network"])
     network.check_nodes(comm.size)
+    plan = PARALLEL.build(cfg["parallel"])
+    placement = _check_pipeline(cfg, plan, comm, network.name) if plan.pipelined else None
+    # A pipeline's replica is one node of the decentralized problem: its S ranks share its shard.
+    replica, replicas = (placement.stage_of(comm.rank)[0], len(placement.replicas)) if placement else \
+        (comm.rank, comm.size)
     data = shared.dataset(cfg["dataset"])
-    if comm.size > len(data.y_train):
-        raise UserError(f"{comm.size} nodes but dataset={data.name} has only {len(data.y_train)} training samples")
+    if replicas > len(data.y_train):
+        raise UserError(f"{replicas} nodes but dataset={data.name} has only {len(data.y_train)} training samples")
     strata = data.partition_labels.numpy()
-    shards = build_partition(cfg["dataset"]["partition"], strata, comm.size, seed=cfg["seed"])
-    loader = ShardLoader(data.x_train, data.y_train, shards[comm.rank], t["batch_size"],
-                         largest_shard=max(len(s) for s in shards), seed=_node_seed(cfg["seed"], comm.rank),
+    shards = build_partition(cfg["dataset"]["partition"], strata, replicas, seed=cfg["seed"])
+    loader = ShardLoader(data.x_train, data.y_train, shards[replica], t["batch_size"],
+                         largest_shard=max(len(s) for s in shards), seed=_node_seed(cfg["seed"], replica),
                          device=device, augment=data.augment)
 
     def make_model() -> nn.Module:
@@ -122,7 +139,17 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
         return shared.model(cfg["model"], data, cfg["seed"], device)
 
     model = make_model()
-    flat = FlatParameters(model)
+    stage = None
+    if placement is not None:
+        from compoptim.parallel.stage import build_pipeline_rank  # torch.distributed only where it runs
+
+        plan.check_batch(t["batch_size"], _has_batch_norm(model))
+        stage = build_pipeline_rank(plan, placement, model, comm, loader.x[: t["batch_size"] // plan.microbatches],
+                                    lambda out, y: task_loss(data.task, out, y, reduction="sum"), device,
+                                    t["batch_size"], recorded=recorded_layout)
+    trained = stage.module if stage else model
+    gossip = stage.gossip if stage else comm
+    flat = FlatParameters(trained)
 
     def context(stream: int) -> CompressContext:
         seed = cfg["seed"] if stream == 0 else derived_seed(cfg["seed"], stream)
@@ -136,21 +163,27 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
     # Built once up front: a bad setting fails here, before the optimizer; its wire bits per
     # model entry go to the summary for the report.
     probe = build_compressor(cfg["compressor"], context(0))
-    optimizer = build_optimizer(cfg["optimizer"], flat, comm, compressors)
+    optimizer = build_optimizer(cfg["optimizer"], flat, gossip, compressors)
     if optimizer.overlap:
         # Each parameter's gradient completes in turn: poll the exchange of x_t meanwhile.
-        for p in model.parameters():
+        for p in trained.parameters():
             if p.requires_grad:  # a frozen tensor gets no gradient, and takes no hook
-                p.register_post_accumulate_grad_hook(_poll(comm))
+                p.register_post_accumulate_grad_hook(_poll(gossip))
     schedule = LRSchedule(t["lr_schedule"], len(loader), t["epochs"], t["warmup_epochs"], t["lr_milestones"],
                           t["lr_decay"])
     part = t["objective_samples"]  # f(x̄) on each shard's first `part` samples (None: all; 0: not measured)
-    evaluator = Evaluator(model, flat, make_model(), data.x_test.to(device), data.y_test.to(device), comm,
+    # A pipeline rank evaluates its replica's whole model, gathered from the stages (Evaluator).
+    whole = WholeParameters(model, stage.gather_replica) if stage else flat
+    evaluator = Evaluator(model, whole, make_model(), data.x_test.to(device), data.y_test.to(device), comm,
                           task=data.task, average_buffers_into_local=model.bn_stats == "averaged",
                           x_train=None if part == 0 else loader.x[:part],
-                          y_train=None if part == 0 else loader.y[:part], tracker=optimizer.tracker)
+                          y_train=None if part == 0 else loader.y[:part],
+                          tracker=None if stage else optimizer.tracker,
+                          assemble=whole.refresh if stage else None,
+                          entry_stages=stage.entry_stages(model) if stage else None)
     comm.clock = NodeClock(network, comm.counters)
-    return Node(comm=comm, network=network, device=device, task=data.task, model=model, flat=flat, loader=loader,
+    gossip.clock = comm.clock
+    return Node(comm=comm, network=network, device=device, task=data.task, model=trained, flat=flat, loader=loader,
                 optimizer=optimizer,
                 schedule=schedule, evaluator=evaluator, samples_per_epoch=len(data.y_train),
                 # only node 0 writes it (partition.json): n histograms on each of n nodes would grow as n^2
@@ -158,7 +191,45 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
                 else [],
                 lossless=probe.lossless, bits_per_element=probe.bits_per_element(flat.numel),
                 dataset_hash=dataset_hash(data) if comm.rank == 0 else None,
-                objective_samples=sum(len(shard[:part]) for shard in shards))
+                objective_samples=sum(len(shard[:part]) for shard in shards),
+                num_params=sum(p.numel() for p in model.parameters() if p.requires_grad), pipeline=stage)
+
+
+class WholeParameters:
+    """A pipeline rank's view of its replica's whole model as one vector (``params``,
+    ``numel``, in the model's parameter order), refreshed from the stages before each
+    evaluation: what the Evaluator reads where a data-parallel node has its flat buffer."""
+
+    def __init__(self, model: nn.Module, gather: Callable[[], None]) -> None:
+        self.gather = gather
+        self.tensors = [p for p in model.parameters() if p.requires_grad]
+        self.numel = sum(p.numel() for p in self.tensors)
+        self.params = torch.empty(self.numel, dtype=self.tensors[0].dtype, device=self.tensors[0].device)
+
+    def refresh(self) -> None:
+        self.gather()
+        torch.cat([p.detach().reshape(-1) for p in self.tensors], out=self.params)
+
+
+def _check_pipeline(cfg: Mapping[str, Any], plan: ParallelPlan, comm: Communicator, network: str) -> Placement:
+    """What a pipeline cannot do, refused in one line before any collective; its placement."""
+    if not hasattr(comm, "comm"):
+        raise UserError(f"parallel.stages={plan.stages} runs the stages as MPI processes: start it with "
+                        f"mpirun -np N compoptim-run backend=mpi (backend=local runs parallel.stages=1 only)")
+    if network != "ideal":
+        raise UserError(f"network={network}: the network time model covers the gossip of data-parallel runs, not a "
+                        f"pipeline's activations; use network=ideal with parallel.stages={plan.stages}")
+    if cfg["optimizer"].get("initial_gradient") == "full":
+        raise UserError(f"optimizer.initial_gradient=full would run each replica's whole shard through the "
+                        f"pipeline; set optimizer.initial_gradient=minibatch with parallel.stages={plan.stages}")
+    if cfg["trainer"]["on_nonfinite"] != "stop":
+        raise UserError("trainer.on_nonfinite=skip needs the loss on every rank, but only a pipeline's last stage "
+                        "has it; use trainer.on_nonfinite=stop with parallel=pipeline")
+    return place_stages(comm.topology, plan.stages)
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def _poll(comm: Communicator) -> Callable[[torch.Tensor], None]:

@@ -7,6 +7,7 @@ Only the node with rank 0 writes the shared run files and prints progress
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from compoptim.train.checkpoint import (
     write_manifest,
 )
 from compoptim.train.loggers import NullLogger, build_logger
-from compoptim.train.loss import full_gradient_, task_loss
+from compoptim.train.loss import full_gradient_, loss_terms, task_loss
 from compoptim.train.node import SharedParts, build_node
 from compoptim.train.progress import EpochProgress, on_terminal
 from compoptim.train.record import code_version, host_names, launch_record, timestamp
@@ -56,14 +57,16 @@ class Trainer:
         self.log = log if self.is_writer else (lambda _msg: None)
         self.show_progress = self.is_writer and on_terminal()
         _check_settings(cfg)
-        self.node = node = build_node(cfg, comm, device, shared)
+        self.run_dir = Path(run_dir)
+        self.node = node = build_node(cfg, comm, device, shared, recorded_layout=self._recorded_layout())
         self.model, self.flat, self.optimizer, self.loader = node.model, node.flat, node.optimizer, node.loader
         self.evaluator, self.schedule = node.evaluator, node.schedule
         self.writer = RunWriter(run_dir) if self.is_writer else None
-        # All nodes' simulated clocks, kept by the writer (sim_time_s: comm/network.py).
-        self.network = SimulatedNetwork(node.network, comm.topology) if self.is_writer else None
+        # All nodes' simulated clocks, kept by the writer (sim_time_s: comm/network.py); a
+        # pipeline's activations are not modelled, so it has no simulated time (NaN).
+        self.network = SimulatedNetwork(node.network, comm.topology) if self.is_writer and not node.pipeline \
+            else None
         self.logger = build_logger(cfg["logger"], run_dir) if self.is_writer else NullLogger()
-        self.run_dir = Path(run_dir)
         self.launch = dict(launch or launch_record(None, None))
         self.skipped_steps = 0
         # Checked at build, so a resume that cannot work fails before any training traffic.
@@ -81,7 +84,7 @@ class Trainer:
         self.log(f"run directory: {self.run_dir}")
         self.log(f"compoptim: {self.comm.size} nodes, topology={topo['name']} (spectral gap "
                  f"{topo['spectral_gap']:.4f}, ||W-J|| {topo['distance_to_average']:.4f}), "
-                 f"model={cfg['model']['name']} ({self.flat.numel:,} params), dataset={cfg['dataset']['name']}, "
+                 f"model={cfg['model']['name']} ({self.node.num_params:,} params), dataset={cfg['dataset']['name']}, "
                  f"optimizer={cfg['optimizer']['name']}, {len(self.loader)} steps/epoch, device={self.device}, "
                  f"{torch.get_num_threads()} threads/rank")
         if self.writer:
@@ -90,6 +93,8 @@ class Trainer:
             self.writer.write_json("partition.json", {"partition": cfg["dataset"]["partition"]["name"],
                                                       "label_histogram": self.node.label_histogram})
             self.writer.write_summary({"status": "running", **environment(self.comm, self.device), **record})
+        if self.node.pipeline:
+            self._describe_pipeline()
 
         rows, first_epoch, train_time, wall_time = self._start_or_resume(start)
         start -= wall_time  # a resumed run's clock continues where its checkpoint stopped
@@ -100,7 +105,7 @@ class Trainer:
         finally:
             STOP_SIGNALS.training = False
 
-        summary = final_summary(rows, topology=topo, num_params=self.flat.numel, target_acc=t["target_acc"])
+        summary = final_summary(rows, topology=topo, num_params=self.node.num_params, target_acc=t["target_acc"])
         summary.update(self._metric_traffic(), **environment(self.comm, self.device), **record, ended_at=timestamp())
         bits = self.node.bits_per_element
         summary["compression"] = {"name": cfg["compressor"]["name"], "bits_per_element": bits, "ratio": 32.0 / bits}
@@ -160,6 +165,28 @@ class Trainer:
                 raise stop(f"{why} after epoch {epoch}; checkpoint saved: resume with resume=true "
                            f"hydra.run.dir={self.run_dir}", agreed=True)
         return rows
+
+    def _recorded_layout(self) -> dict[str, Any] | None:
+        """The pipeline layout a resumed run wrote at its start (its measured split)."""
+        path = self.run_dir / "parallel.json"
+        if not self.cfg.get("resume", False) or not path.exists():
+            return None
+        return json.loads(path.read_text())["layout"]
+
+    def _describe_pipeline(self) -> None:
+        """parallel.json and the start's lines: the split per stage, the placement."""
+        stage = self.node.pipeline
+        layout = stage.layout.describe(stage.blocks)
+        self.log(f"pipeline: {layout['stages'].__len__()} stages x {stage.layout.replicas} replicas, "
+                 f"{stage.plan.schedule} with {stage.plan.microbatches} microbatches, split by {stage.plan.cost} cost "
+                 f"(max/mean {layout['balance']:.3f}); replicas on ranks {layout['replicas']}, stage links "
+                 f"{'one hop each' if stage.layout.placement.one_hop else 'hops ' + str(layout['hops'])}")
+        for s, st in enumerate(layout["stages"]):
+            self.log(f"  stage {s}: blocks {st['blocks'][0]}-{st['blocks'][1]}, {st['parameters']:,} params, "
+                     f"cost {st['cost']:.4g}")
+        if self.writer:
+            self.writer.write_json("parallel.json", {"plan": self.cfg["parallel"], "layout": layout,
+                                                     "gossip_topology": stage.gossip.topology.describe()})
 
     def _advance_clocks(self) -> None:
         """The network model's clocks through this epoch's rounds: one gather of every node's
@@ -239,6 +266,8 @@ class Trainer:
             self.flat.zero_grad()
             if not len(yb):
                 return None
+            if self.node.pipeline:  # the replica's stages run the batch together; the last has the loss
+                return self.node.pipeline.step(xb, yb, loss_terms(yb))
             loss = task_loss(self.node.task, self.model(xb), yb)
             loss.backward()
             return loss.detach()
@@ -269,9 +298,11 @@ class Trainer:
         c, k = self.comm, self.comm.counters
         # Per node: training traffic and where the training time went; then mean (and max) over nodes.
         # Compute is what remains of the training time after compression, transfers and waiting.
-        compute = train_time - k.compress_time_s - k.comm_time_s - k.wait_time_s
+        # A pipeline stage's waiting for the other stages (the bubble) is not its compute either.
+        compute = train_time - k.compress_time_s - k.comm_time_s - k.wait_time_s - k.bubble_time_s
         counters = torch.tensor([k.bytes_sent, k.bytes_received, train_time, compute, k.compress_time_s,
-                                 k.comm_time_s, k.wait_time_s], dtype=torch.float64)
+                                 k.comm_time_s, k.wait_time_s, k.bubble_time_s, k.activation_bytes_sent],
+                                dtype=torch.float64)
         most = torch.tensor([k.bytes_sent, k.wait_time_s], dtype=torch.float64)
         error = torch.tensor(k.take_compression_error(), dtype=torch.float64)
         c.allreduce_(counters, "mean")
@@ -283,8 +314,8 @@ class Trainer:
             "samples": epoch * self.node.samples_per_epoch,
             "wall_time_s": time.perf_counter() - start,
             "sim_time_s": self.network.time_s if self.network else float("nan"),
-            **dict(zip(("train_time_s", "compute_time_s", "compress_time_s", "comm_time_s", "wait_time_s"),
-                       counters[2:].tolist())),
+            **dict(zip(("train_time_s", "compute_time_s", "compress_time_s", "comm_time_s", "wait_time_s",
+                        "bubble_time_s"), counters[2:8].tolist())),
             "wait_time_s_max": most[1].item(),
             "train_loss": train_loss,
             "test_loss": ev.test_loss,
@@ -300,10 +331,13 @@ class Trainer:
             "bytes_sent_per_node": counters[0].item(),
             "bytes_received_per_node": counters[1].item(),
             "bytes_sent_max_node": most[0].item(),
+            # a pipeline's activations and their gradients between stages (0 without stages), mean over ranks
+            "activation_bytes_sent_per_node": counters[8].item(),
             # mean over nodes and sampled steps since the last evaluation (none sampled: NaN)
             "compression_error": (error[0] / error[1]).item() if error[1] > 0 else
             (0.0 if self.node.lossless else float("nan")),
         }
+        row.update({f"consensus_distance_stage{s}": d for s, d in enumerate(ev.stage_consensus)})
         nodes = self._node_rows(epoch, ev, compute)
         if self.writer:
             self.writer.add_metrics(row)
@@ -321,13 +355,16 @@ class Trainer:
         """One row per node (every node fills its own row of a table that is then summed)."""
         c, k = self.comm, self.comm.counters
         fields = ("local_test_acc", "distance_to_average", "bytes_sent", "bytes_received", "compute_time_s",
-                  "compress_time_s", "comm_time_s", "wait_time_s")
+                  "compress_time_s", "comm_time_s", "wait_time_s", "bubble_time_s", "activation_bytes_sent")
         mine = torch.tensor([ev.node_test_acc, ev.node_distance, k.bytes_sent, k.bytes_received, compute,
-                             k.compress_time_s, k.comm_time_s, k.wait_time_s], dtype=torch.float64)
+                             k.compress_time_s, k.comm_time_s, k.wait_time_s, k.bubble_time_s,
+                             k.activation_bytes_sent], dtype=torch.float64)
         table = c.allgather(mine).tolist()
         clocks = self.network.clocks.tolist() if self.network else [float("nan")] * c.size
-        return [{"epoch": epoch, "step": self.optimizer.t, "node": r, **dict(zip(fields, table[r])),
-                 "sim_time_s": clocks[r]} for r in range(c.size)]
+        stage = self.node.pipeline
+        place = stage.layout.placement.stage_of if stage else (lambda rank: (rank, 0))
+        return [{"epoch": epoch, "step": self.optimizer.t, "node": r, "replica": place(r)[0], "stage": place(r)[1],
+                 **dict(zip(fields, table[r])), "sim_time_s": clocks[r]} for r in range(c.size)]
 
     def _metric_traffic(self) -> dict[str, float]:
         """Evaluation/logging reduction bytes, mean over nodes (kept out of the training counts)."""
