@@ -31,7 +31,7 @@ FAST = ["model=mlp", "model.hidden=[32]", "trainer.epochs=1"]
     ({"stiges": 2}, "parallel=pipeline has no setting 'stiges'"),
 ])
 def test_a_bad_plan_is_one_line_naming_the_key(settings, message):
-    with pytest.raises(UserError, match=None) as err:
+    with pytest.raises(UserError) as err:
         PARALLEL.build({"name": "pipeline", **settings})
     assert message in str(err.value) and "\n" not in str(err.value)
 
@@ -46,7 +46,7 @@ def test_every_schedule_named_is_one_the_engine_has():
 def test_the_batch_must_split_into_microbatches_and_batchnorm_needs_two_samples():
     plan = PARALLEL.build({"name": "pipeline", "stages": 2, "microbatches": 4})
     plan.check_batch(32, has_batch_norm=True)
-    with pytest.raises(UserError, match="trainer.batch_size=30 must be a multiple of parallel.microbatches=4"):
+    with pytest.raises(UserError, match=r"trainer\.batch_size=30 must be a multiple of parallel\.microbatches=4"):
         plan.check_batch(30, has_batch_norm=False)
     with pytest.raises(UserError, match="BatchNorm, which needs at least 2 samples per microbatch"):
         plan.check_batch(4, has_batch_norm=True)
@@ -118,7 +118,7 @@ def test_the_first_and_last_stages_count_one_side():
 
 
 def test_a_pipeline_on_the_local_backend_is_refused_in_one_line(tmp_path):
-    with pytest.raises(UserError, match="parallel.stages=2 runs the stages as MPI processes: start it with mpirun"):
+    with pytest.raises(UserError, match=r"parallel\.stages=2 runs the stages as MPI processes: start it with mpirun"):
         compoptim.run([*FAST, "parallel=pipeline", "backend.nodes=4"], run_dir=tmp_path / "run")
 
 

@@ -94,9 +94,10 @@ def parameter_costs(blocks: Sequence[nn.Module]) -> list[float]:
     return [float(sum(p.numel() for p in b.parameters())) for b in blocks]
 
 
-def block_costs(blocks: Sequence[nn.Module], example: torch.Tensor, repeats: int = 3) -> list[float]:
+def block_costs(blocks: Sequence[nn.Module], example: torch.Tensor, repeats: int = 5) -> list[float]:
     """Seconds of forward and backward of each block on ``example`` (a batch, on the run's
-    device): the median of ``repeats`` timings, after one warm-up."""
+    device): the fastest of ``repeats`` timings, after one warm-up (other work on the
+    machine only ever adds time, so the minimum is the steadiest estimate)."""
     costs, x = [], example
     for block in blocks:
         inp = x.detach().requires_grad_(x.is_floating_point())
@@ -110,6 +111,6 @@ def block_costs(blocks: Sequence[nn.Module], example: torch.Tensor, repeats: int
             if out.is_cuda:
                 torch.cuda.synchronize(out.device)
             times.append(time.perf_counter() - start)
-        costs.append(sorted(times[1:])[len(times[1:]) // 2])
+        costs.append(min(times[1:]))
         x = out.detach()
     return costs

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from compoptim.cli.report import main as report_main
+from tests.conftest import mpi_env
 from tests.mpi.test_cli_mpi import launch
 
 pytestmark = pytest.mark.mpi
@@ -87,8 +90,8 @@ def test_four_stages_on_four_ranks_is_single_process_training(tmp_path):
     one = launch(None, [*lenet, "backend=local", "backend.nodes=1", "hydra.run.dir=one"], tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
     assert max_model_difference(tmp_path / "pipe", tmp_path / "one") < 1e-5
-    assert float(rows(tmp_path / "pipe")[-1]["test_acc"]) == pytest.approx(float(rows(tmp_path / "one")[-1]["test_acc"]),
-                                                                           rel=1e-12)
+    accuracy = float(rows(tmp_path / "one")[-1]["test_acc"])
+    assert float(rows(tmp_path / "pipe")[-1]["test_acc"]) == pytest.approx(accuracy, rel=1e-12)
     final = rows(tmp_path / "pipe")[-1]
     assert float(final["bytes_sent_per_node"]) == 0  # one replica: nothing to gossip
     assert float(final["bubble_time_s"]) > 0 and float(final["activation_bytes_sent_per_node"]) > 0
@@ -167,3 +170,24 @@ def test_choco_with_top_k_on_two_stages_trains_lenet5_as_far_as_the_data_paralle
     assert float(final_d["test_acc"]) > 0.92
     assert float(final_p["test_acc"]) > 0.9 and abs(float(final_p["test_acc"]) - float(final_d["test_acc"])) < 0.05
     assert float(final_p["bytes_sent_per_node"]) == pytest.approx(float(final_d["bytes_sent_per_node"]) / 2, rel=0.01)
+
+
+@pytest.mark.slow
+def test_the_pipeline_benchmark_smoke_prints_measured_rows(tmp_path):
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_pipeline.py"
+    done = subprocess.run([sys.executable, str(script), "--smoke"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env=mpi_env(), check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| char_gpt") or
+             line.startswith("| lenet5")]
+    assert len(table) == 6, done.stdout
+    for row in table:
+        step, bubble, theory, sent, params = row[3], row[5], row[6], row[7], row[8]
+        assert float(step) > 0
+        if row[1] == "data":  # D-PSGD on a ring of 2: the whole model to the one neighbour per step
+            assert float(sent.split()[0]) == pytest.approx(4 * int(params.replace(",", "")) / 1e6, abs=1e-3)
+        else:
+            m = int(row[2])
+            assert float(theory) == pytest.approx(1 / (m + 1), abs=1e-3) and 0 < float(bubble) < 1
+            if row[0] == "| char_gpt (2 layers)":  # the activation at the cut: 32 x 64 characters x width 128
+                assert float(sent.split()[0]) == pytest.approx(32 * 64 * 128 * 4 / 1e6, abs=1e-3)
