@@ -137,6 +137,8 @@ class PipelineRank:
         self.blocks = blocks
         self.stage_modules = [nn.Sequential(*blocks[b[i]:b[i + 1]]) for i in range(stages)]
         self.module = self.stage_modules[s]
+        if device.type == "cuda":
+            _check_own_gpus(comm.comm, device)
         init_from_mpi(comm.comm, "nccl" if device.type == "cuda" else "gloo")
         # Every rank creates every group, in one order (torch.distributed's rule).
         pipes = [dist.new_group(list(ranks)) for ranks in layout.placement.replicas]
@@ -211,7 +213,7 @@ class PipelineRank:
         from the replica's ranks (metric traffic). A tied parameter takes the earliest
         stage's copy."""
         mine = _stage_tensors(self.module)
-        send = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in mine]).numpy()
+        send = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in mine]).cpu().numpy()
         sizes = [sum(t.numel() for t in _stage_tensors(m)) for m in self.stage_modules]
         received = np.empty(sum(sizes), dtype=np.float64)
         self.replica_comm.Allgatherv(send, [received, sizes])
@@ -235,6 +237,18 @@ class PipelineRank:
             for p in self.stage_modules[s].parameters():
                 first[id(p)] = s
         return torch.cat([torch.full((p.numel(),), first[id(p)], dtype=torch.long) for p in whole.parameters()])
+
+
+def _check_own_gpus(world: MPI.Comm, device: torch.device) -> None:
+    """NCCL, the engine's transport between GPUs, needs one GPU per rank."""
+    import socket
+
+    places = world.allgather((socket.gethostname(), torch.cuda.current_device() if device.index is None
+                              else device.index))
+    if len(set(places)) < len(places):
+        raise UserError(f"parallel=pipeline on GPUs needs one GPU per rank (NCCL connects stages on distinct GPUs), "
+                        f"but {len(places)} ranks share {len(set(places))} GPU(s): start as many ranks per machine "
+                        f"as it has GPUs, or use trainer.device=cpu")
 
 
 def _pad(x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
