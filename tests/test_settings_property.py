@@ -44,7 +44,7 @@ BASE = {"optimizer": "sgd", "model": "logreg", "dataset": "digits", "trainer.epo
 
 # The options conf/config.yaml chooses for the groups BASE leaves alone (left off the command line).
 DEFAULT_OPTIONS = {"compressor": "none", "topology": "ring", "dataset/partition": "iid",
-                   "network": "ideal", "logger": "none"}
+                   "network": "ideal", "parallel": "data", "logger": "none"}
 # Options that only work together: character text and the character model.
 PAIRED = {"dataset": "shakespeare", "model": "char_gpt"}
 # A text for dataset=shakespeare at its default path (the real one is a download).
