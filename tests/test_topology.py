@@ -259,7 +259,8 @@ def test_build_topology_by_name_and_errors():
 # Every registered topology and the n this file builds it for by name, with its defaults: one
 # registered without a line here fails the first test below, so none ships untested.
 BY_NAME = {"ring": 5, "torus": 6, "star": 5, "complete": 4, "hypercube": 8, "exponential": 7,
-           "one_peer_exponential": 6, "erdos_renyi": 6, "from_edges": 3, "none": 3, "disconnected": 3}
+           "one_peer_exponential": 6, "erdos_renyi": 6, "from_edges": 3, "none": 3, "disconnected": 3,
+           "random_matching": 7}
 
 
 def test_every_registered_topology_is_tested():
@@ -302,3 +303,35 @@ def test_topology_is_immutable():
     topo = ring(4)
     with pytest.raises(ValueError):
         topo.matrix()[0, 0] = 1.0
+
+
+@pytest.mark.parametrize("n", [2, 3, 8, 9, 33])
+def test_random_matching_pairs_every_node_once_per_round_and_is_seeded(n):
+    from compoptim.topology import random_matching
+
+    topo = random_matching(n, period=12, seed=5)
+    assert topo.period == 12 and topo.is_time_varying
+    for r in range(topo.period):
+        w = topo.matrix(r)
+        assert np.allclose(w, w.T) and np.allclose(w.sum(0), 1) and np.allclose(w.sum(1), 1)
+        degrees = [len(topo.neighbors(i, r)) for i in range(n)]
+        assert sorted(degrees) == [0] * (n % 2) + [1] * (n - n % 2)  # a matching: one node sits out for odd n
+        for i in range(n):
+            for j in topo.neighbors(i, r):
+                assert w[i, j] == pytest.approx(0.5) and w[i, i] == pytest.approx(0.5)
+    union = sum((topo.matrix(r) > 0).astype(int) for r in range(topo.period))
+    assert is_connected(union > 0)
+    again, other = random_matching(n, period=12, seed=5), random_matching(n, period=12, seed=6)
+    assert all(np.array_equal(topo.matrix(r), again.matrix(r)) for r in range(12))
+    assert n == 2 or any(not np.array_equal(topo.matrix(r), other.matrix(r)) for r in range(12))
+
+
+def test_random_matching_refuses_what_cannot_work_in_one_line():
+    from compoptim.topology import random_matching
+
+    for kwargs, message in (({"period": 0}, "topology.period must be >= 1"), ({"seed": -1}, "topology.seed must be"),
+                            ({"weights": "uniform"}, "random_matching with odd n=5 leaves one node unpaired")):
+        with pytest.raises(UserError, match=message):
+            random_matching(5, **kwargs)
+    with pytest.raises(UserError, match="was disconnected over its period in all"):
+        random_matching(64, period=1)  # one matching never connects 64 nodes

@@ -11,6 +11,7 @@ from compoptim.topology.builders import (
     from_edges,
     hypercube,
     one_peer_exponential,
+    random_matching,
     ring,
     star,
     torus,
@@ -20,5 +21,5 @@ from compoptim.topology.weights import WEIGHT_RULES, metropolis_hastings, mixing
 __all__ = [
     "TOPOLOGIES", "WEIGHT_RULES", "Topology", "build_topology", "complete", "disconnected", "erdos_renyi",
     "exponential", "from_edges", "hypercube", "metropolis_hastings", "mixing_matrix", "one_peer_exponential",
-    "ring", "star", "torus", "uniform",
+    "random_matching", "ring", "star", "torus", "uniform",
 ]

@@ -87,6 +87,36 @@ def one_peer_exponential(n: int, weights: str = "auto", lazy: float = 0.0) -> To
     return Topology("one_peer_exponential", matrices, connected="period", params={"weights": weights, "lazy": lazy})
 
 
+@TOPOLOGIES.register("random_matching")
+def random_matching(n: int, period: int = 16, seed: int = 0, weights: str = "auto", lazy: float = 0.0) -> Topology:
+    """Time-varying: each round a random matching, every node paired with one other (one node
+    sits out when n is odd), W = (I + P)/2 on the pairs; a seeded sequence of ``period``
+    rounds, repeated. Redrawn (same generator) until connected over the period, as for
+    erdos_renyi; conf/topology/random_matching.yaml sets ``seed`` to the run's seed."""
+    _check_n("random_matching", n)
+    if period < 1:
+        raise UserError(f"topology.period must be >= 1 (rounds of random matchings before the sequence repeats); "
+                        f"got {period}")
+    if seed < 0:
+        raise UserError(f"topology.seed must be >= 0; got {seed}")
+    if weights == "uniform" and n % 2:
+        raise UserError(f"random_matching with odd n={n} leaves one node unpaired in every round, so uniform "
+                        f"weights do not apply; use topology.weights=auto or metropolis_hastings")
+    short = memory_shortfall(8 * n * n * period)
+    if short:
+        raise UserError(f"topology random_matching over n={n} nodes needs {period} {n}x{n} mixing matrices {short}; "
+                        f"lower topology.period")
+    rng = np.random.default_rng(seed)
+    for draw in range(1, ER_MAX_DRAWS + 1):
+        rounds = [graphs.random_matching(n, rng) for _ in range(period)]
+        if n == 1 or is_connected(sum(rounds) > 0):
+            matrices = tuple(mixing_matrix(a, weights, lazy) for a in rounds)
+            return Topology("random_matching", matrices, connected="period",
+                            params={"period": period, "seed": seed, "draws": draw, "weights": weights, "lazy": lazy})
+    raise UserError(f"random_matching(n={n}, period={period}, seed={seed}) was disconnected over its period in all "
+                    f"{ER_MAX_DRAWS} draws; raise topology.period (about log2(n) = {np.log2(n):.0f} rounds or more)")
+
+
 @TOPOLOGIES.register("erdos_renyi")
 def erdos_renyi(n: int, p: float = 0.5, seed: int = 0, weights: str = "auto", lazy: float = 0.0) -> Topology:
     """G(n, p) redrawn from a generator seeded with ``seed`` until connected (at most ER_MAX_DRAWS draws);

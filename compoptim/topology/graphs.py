@@ -133,3 +133,10 @@ _NODE = re.compile(r"-?[0-9]+", re.ASCII)
 def _shorten(text: str, limit: int = 40) -> str:
     """``repr`` of ``text``, cut to about ``limit`` characters for a one-line message."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def random_matching(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random matching of ``n`` nodes (one node unmatched when n is odd): a random
+    permutation cut into consecutive pairs."""
+    order = rng.permutation(n)
+    return from_pairs(n, ((int(order[k]), int(order[k + 1])) for k in range(0, n - 1, 2)))

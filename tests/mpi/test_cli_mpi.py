@@ -176,7 +176,8 @@ def test_launcher_of_another_mpi_library_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("np_, topology, degrees", [(6, "torus", [3]), (5, "one_peer_exponential", None),
-                                                   (4, "star", [3, 1, 1, 1]), (3, "none", [0])])
+                                                   (4, "star", [3, 1, 1, 1]), (3, "none", [0]),
+                                                   (4, "random_matching", [1, 1, 1, 1])])
 def test_named_topologies_from_the_command_line(tmp_path, np_, topology, degrees):
     result = launch(np_, [*FAST, f"topology={topology}"], tmp_path)
     assert result.returncode == 0, result.stderr
