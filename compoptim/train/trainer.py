@@ -177,8 +177,10 @@ class Trainer:
         """parallel.json and the start's lines: the split per stage, the placement."""
         stage = self.node.pipeline
         layout = stage.layout.describe(stage.blocks)
-        self.log(f"pipeline: {layout['stages'].__len__()} stages x {stage.layout.replicas} replicas, "
-                 f"{stage.plan.schedule} with {stage.plan.microbatches} microbatches, split by {stage.plan.cost} cost "
+        how = f"split by hand (parallel.split), {stage.plan.cost} cost" if stage.plan.split else \
+            f"split by {stage.plan.cost} cost"
+        self.log(f"pipeline: {len(layout['stages'])} stages x {stage.layout.replicas} replicas, "
+                 f"{stage.plan.schedule} with {stage.plan.microbatches} microbatches, {how} "
                  f"(max/mean {layout['balance']:.3f}); replicas on ranks {layout['replicas']}, stage links "
                  f"{'one hop each' if stage.layout.placement.one_hop else 'hops ' + str(layout['hops'])}")
         for s, st in enumerate(layout["stages"]):
