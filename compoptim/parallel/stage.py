@@ -229,6 +229,32 @@ class PipelineRank:
                     t.copy_(values[at:at + t.numel()].view_as(t))
                     at += t.numel()
 
+    def whole_vector(self, mine: torch.Tensor | None, whole: nn.Module) -> torch.Tensor | None:
+        """A vector over this stage's parameters (the optimizer's gradient tracker) as one over
+        the replica's whole model, in ``whole``'s parameter order: gathered from the replica's
+        stages (metric traffic); a tied parameter takes the earliest stage's entries. None
+        stays None (every stage runs the same algorithm, so all or none have one)."""
+        if mine is None:
+            return None
+        trainable = [[p for p in m.parameters() if p.requires_grad] for m in self.stage_modules]
+        sizes = [sum(p.numel() for p in ps) for ps in trainable]
+        send = mine.detach().to(torch.float64).cpu().numpy()
+        received = np.empty(sum(sizes), dtype=np.float64)
+        self.replica_comm.Allgatherv(send, [received, sizes])
+        counters = self.comm.counters
+        counters.metric_bytes_sent += send.nbytes * (len(sizes) - 1)
+        counters.metric_bytes_received += received.nbytes - send.nbytes
+        values, at = {}, 0
+        pieces = []
+        for ps in trainable:
+            for p in ps:
+                pieces.append((p, received[at:at + p.numel()]))
+                at += p.numel()
+        for p, piece in reversed(pieces):  # the earliest stage's copy is written last
+            values[id(p)] = piece
+        vector = np.concatenate([values[id(p)] for p in whole.parameters() if p.requires_grad])
+        return torch.from_numpy(vector).to(mine.device)
+
     def entry_stages(self, whole: nn.Module) -> torch.Tensor:
         """For each entry of ``whole``'s parameter vector, the earliest stage holding it (for
         the consensus distance per stage)."""

@@ -178,7 +178,8 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
                           task=data.task, average_buffers_into_local=model.bn_stats == "averaged",
                           x_train=None if part == 0 else loader.x[:part],
                           y_train=None if part == 0 else loader.y[:part],
-                          tracker=None if stage else optimizer.tracker,
+                          tracker=(lambda: stage.whole_vector(optimizer.tracker(), model)) if stage
+                          else optimizer.tracker,
                           assemble=whole.refresh if stage else None,
                           entry_stages=stage.entry_stages(model) if stage else None)
     comm.clock = NodeClock(network, comm.counters)

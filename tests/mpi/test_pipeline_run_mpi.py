@@ -81,6 +81,21 @@ def test_two_stages_times_two_replicas_with_exact_gossip_is_dpsgd_on_two_nodes(t
     assert "parallel=pipeline" in markdown and "parallel=data" in markdown, markdown
 
 
+def test_gradient_tracking_on_two_stages_tracks_as_on_two_nodes(tmp_path):
+    """gt_dsgd's tracker lives per stage; gathered into the replica's whole vector, its
+    distance to grad f(x_bar) is the data-parallel run's."""
+    args = [*MLP, "optimizer=gt_dsgd"]
+    pipe = launch(4, [*args, "parallel=pipeline", "parallel.stages=2", "parallel.cost=parameters",
+                      "hydra.run.dir=pipe"], tmp_path)
+    assert pipe.returncode == 0, pipe.stderr[-3000:]
+    data = launch(None, [*args, "backend=local", "backend.nodes=2", "hydra.run.dir=data"], tmp_path)
+    assert data.returncode == 0, data.stderr[-3000:]
+    final_p, final_d = rows(tmp_path / "pipe")[-1], rows(tmp_path / "data")[-1]
+    assert float(final_d["tracker_error"]) > 0
+    assert float(final_p["tracker_error"]) == pytest.approx(float(final_d["tracker_error"]), rel=1e-4)
+    assert max_model_difference(tmp_path / "pipe", tmp_path / "data") < 1e-6
+
+
 def test_four_stages_on_four_ranks_is_single_process_training(tmp_path):
     """N = S: plain pipeline training (1F1B), one replica, equals one node training alone."""
     lenet = ["model=lenet5", "trainer.epochs=1", "trainer.batch_size=16", "optimizer.lr=0.05"]
