@@ -20,9 +20,9 @@ class TrafficCounters:
       transfers, staging copies) and ``wait_time_s`` (blocked until the neighbours' data
       arrived). On CUDA, kernels run asynchronously, so their time lands where the host
       next waits for them;
-    - for a pipeline stage (``parallel=pipeline``): ``activation_bytes_sent`` /
-      ``activation_bytes_received``, the activations and their gradients exchanged with the
-      neighbouring stages (apart from the gossip's bytes); ``pipeline_time_s``, the time in
+    - for a pipeline stage (``parallel=pipeline``): ``activation_bytes_sent``, the
+      activations and their gradients sent to the neighbouring stages (apart from the
+      gossip's bytes); ``pipeline_time_s``, the time in
       the engine's schedule, and ``bubble_time_s``, the part of it the stage did not compute
       (waiting for the other stages);
     - ``encode_count``: encodes by all the node's compressors (it paces the error sampling);
@@ -38,7 +38,6 @@ class TrafficCounters:
     comm_time_s: float = 0.0
     wait_time_s: float = 0.0
     activation_bytes_sent: int = 0
-    activation_bytes_received: int = 0
     pipeline_time_s: float = 0.0
     bubble_time_s: float = 0.0
     encode_count: int = 0

@@ -11,34 +11,25 @@ input needs one) and the gradients accumulated into its parameters.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 
-class _BackwardStarts(torch.autograd.Function):
+class _OnBackward(torch.autograd.Function):
+    """Identity that calls ``event()`` when the gradient of its output passes through it
+    (not for the engine's meta tensors)."""
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, meter: StageMeter) -> torch.Tensor:
-        ctx.meter = meter
+    def forward(ctx, x: torch.Tensor, event: Callable[[], None]) -> torch.Tensor:
+        ctx.event = event
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         if not grad.is_meta:
-            ctx.meter.backward_started()
-        return grad, None
-
-
-class _BackwardEnds(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, meter: StageMeter) -> torch.Tensor:
-        ctx.meter = meter
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        if not grad.is_meta:
-            ctx.meter.backward_progressed()
+            ctx.event()
         return grad, None
 
 
@@ -51,12 +42,12 @@ class _Timed(nn.Module):
         meter = self.meter
         start = time.perf_counter()
         if x.requires_grad:  # a later stage: the gradient of x is this stage's last backward work
-            x = _BackwardEnds.apply(x, meter)
+            x = _OnBackward.apply(x, meter.backward_progressed)
         out = self.inner(x)
         if not out.is_meta:  # the engine's shape inference runs the stage on meta tensors once
             meter.busy_s += time.perf_counter() - start
             meter.microbatch_bytes = _nbytes(x) * (not meter.first) + _nbytes(out) * (not meter.last)
-        return _BackwardStarts.apply(out, meter) if out.requires_grad else out
+        return _OnBackward.apply(out, meter.backward_started) if out.requires_grad else out
 
 
 class StageMeter:

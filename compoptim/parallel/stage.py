@@ -110,14 +110,15 @@ def build_pipeline_rank(plan: ParallelPlan, placement: Placement, model: nn.Modu
     if plan.stages > len(blocks):  # before the costs' broadcast: every rank refuses alike
         balanced_split([0.0] * len(blocks), plan.stages)
     if recorded is None:
-        costs, bounds = stage_costs(plan, blocks, example, comm.comm), None
+        costs, bounds = agreed_block_costs(plan, blocks, example, comm.comm), None
     else:
         costs, bounds = list(recorded["block_costs"]), list(recorded["bounds"])
     layout = plan_layout(plan, blocks, placement, comm.rank, costs, bounds)
     return PipelineRank(plan, layout, blocks, comm, loss, device, batch_size)
 
 
-def stage_costs(plan: ParallelPlan, blocks: list[nn.Module], example: torch.Tensor, world: MPI.Comm) -> list[float]:
+def agreed_block_costs(plan: ParallelPlan, blocks: list[nn.Module], example: torch.Tensor,
+                       world: MPI.Comm) -> list[float]:
     """The block costs the split balances, the same on every rank (rank 0's, broadcast)."""
     if plan.cost == "parameters":
         return parameter_costs(blocks)
@@ -152,9 +153,13 @@ class PipelineRank:
                                                   for i, rank in enumerate(layout.placement.replicas[replica])}
         self.batch_size = batch_size
 
+        self._padded = False
+
         def batch_share(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            keep = ~_padding(y)
-            return loss(out[keep], y[keep]) / self._terms
+            if self._padded:  # only a shard's short last batch carries padding samples
+                keep = ~_padding(y)
+                out, y = out[keep], y[keep]
+            return loss(out, y) / self._terms
 
         self.schedule = _SCHEDULES[plan.schedule](engine_stage, n_microbatches=plan.microbatches,
                                                   loss_fn=batch_share, scale_grads=False)
@@ -189,12 +194,13 @@ class PipelineRank:
         samples whose target marks them as padding: they add nothing to the loss."""
         stages, s = self.layout.stages, self.layout.stage
         self._terms = terms
+        self._padded = len(y) < self.batch_size
         x, y = _pad(x, y, self.batch_size)
         last = s == stages - 1
         losses: list[torch.Tensor] = []
         counters = self.comm.counters
         start, busy = time.perf_counter(), self.meter.busy_s
-        sent, received = self.meter.bytes_sent, self.meter.bytes_received
+        sent = self.meter.bytes_sent
         pipeline_step(self.schedule, s, stages, x, y, losses)
         self.meter.close()
         self.meter.count_step(self.plan.microbatches)
@@ -204,7 +210,6 @@ class PipelineRank:
         counters.pipeline_time_s += elapsed
         counters.bubble_time_s += max(0.0, elapsed - (self.meter.busy_s - busy))
         counters.activation_bytes_sent += self.meter.bytes_sent - sent
-        counters.activation_bytes_received += self.meter.bytes_received - received
         return torch.stack(losses).sum().detach() if last else None
 
     def gather_replica(self) -> None:
@@ -212,14 +217,8 @@ class PipelineRank:
         this stage's) with its replica's values: parameters and floating buffers, gathered
         from the replica's ranks (metric traffic). A tied parameter takes the earliest
         stage's copy."""
-        mine = _stage_tensors(self.module)
-        send = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in mine]).cpu().numpy()
         sizes = [sum(t.numel() for t in _stage_tensors(m)) for m in self.stage_modules]
-        received = np.empty(sum(sizes), dtype=np.float64)
-        self.replica_comm.Allgatherv(send, [received, sizes])
-        counters = self.comm.counters
-        counters.metric_bytes_sent += send.nbytes * (len(sizes) - 1)
-        counters.metric_bytes_received += received.nbytes - send.nbytes
+        received = self._gather(torch.cat([t.detach().reshape(-1) for t in _stage_tensors(self.module)]), sizes)
         offsets = np.cumsum([0, *sizes])
         with torch.no_grad():
             for s in reversed(range(len(sizes))):  # the earliest stage writes a tied tensor last
@@ -237,23 +236,25 @@ class PipelineRank:
         if mine is None:
             return None
         trainable = [[p for p in m.parameters() if p.requires_grad] for m in self.stage_modules]
-        sizes = [sum(p.numel() for p in ps) for ps in trainable]
+        received = self._gather(mine, [sum(p.numel() for p in ps) for ps in trainable])
+        pieces, at = [], 0
+        for p in (p for ps in trainable for p in ps):
+            pieces.append((id(p), received[at:at + p.numel()]))
+            at += p.numel()
+        values = dict(reversed(pieces))  # a tied tensor: the earliest stage's copy is written last
+        vector = np.concatenate([values[id(p)] for p in whole.parameters() if p.requires_grad])
+        return torch.from_numpy(vector).to(mine.device)
+
+    def _gather(self, mine: torch.Tensor, sizes: list[int]) -> np.ndarray:
+        """Every stage's vector of this replica (``sizes``: their lengths, in stage order),
+        concatenated in float64 on the host: metric traffic."""
         send = mine.detach().to(torch.float64).cpu().numpy()
         received = np.empty(sum(sizes), dtype=np.float64)
         self.replica_comm.Allgatherv(send, [received, sizes])
         counters = self.comm.counters
         counters.metric_bytes_sent += send.nbytes * (len(sizes) - 1)
         counters.metric_bytes_received += received.nbytes - send.nbytes
-        values, at = {}, 0
-        pieces = []
-        for ps in trainable:
-            for p in ps:
-                pieces.append((p, received[at:at + p.numel()]))
-                at += p.numel()
-        for p, piece in reversed(pieces):  # the earliest stage's copy is written last
-            values[id(p)] = piece
-        vector = np.concatenate([values[id(p)] for p in whole.parameters() if p.requires_grad])
-        return torch.from_numpy(vector).to(mine.device)
+        return received
 
     def entry_stages(self, whole: nn.Module) -> torch.Tensor:
         """For each entry of ``whole``'s parameter vector, the earliest stage holding it (for

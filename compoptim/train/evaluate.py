@@ -77,6 +77,7 @@ class Evaluator:
         self.tracker = tracker or (lambda: None)
         self.assemble = assemble or (lambda: None)
         self.entry_stages = None if entry_stages is None else entry_stages.to(flat.params.device)
+        self.stage_count = 0 if entry_stages is None else int(entry_stages.max()) + 1
         # float64 x_bar and x_i - x_bar, kept from one evaluation to the next
         self._x_bar64 = torch.zeros(flat.numel, dtype=torch.float64, device=flat.params.device)
         self._diff64 = torch.zeros_like(self._x_bar64)
@@ -106,8 +107,7 @@ class Evaluator:
         diff.copy_(self.flat.params)
         diff.sub_(x_bar64)
         consensus = torch.dot(diff, diff).reshape(1)
-        stages = torch.zeros(0 if self.entry_stages is None else int(self.entry_stages.max()) + 1,
-                             dtype=torch.float64, device=dev)
+        stages = torch.zeros(self.stage_count, dtype=torch.float64, device=dev)
         if self.entry_stages is not None:
             stages.index_add_(0, self.entry_stages, diff * diff)
         objective, grad_f = self._objective()
