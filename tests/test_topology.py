@@ -22,6 +22,7 @@ from compoptim.topology import (
     torus,
 )
 from compoptim.topology.base import is_connected
+from tests.test_directed import check_push_weights
 
 POWERS_OF_TWO = (1, 2, 4, 8, 16)
 # Every builder with the n it admits in 1..17 (erdos_renyi with p = 0.6 is connected for all).
@@ -248,7 +249,7 @@ def test_time_varying_connectivity_rules():
 def test_build_topology_by_name_and_errors():
     assert build_topology({"name": "ring"}, 5).n == 5
     assert build_topology({"name": "torus", "rows": 2, "cols": None, "weights": "auto", "lazy": 0.0}, 6).n == 6
-    with pytest.raises(UserError, match="unknown topology 'tor'; available: complete, disconnected, "):
+    with pytest.raises(UserError, match="unknown topology 'tor'; available: complete, directed_exponential, directed_ring, disconnected, "):
         build_topology({"name": "tor"}, 4)
     with pytest.raises(UserError, match="n >= 1"):
         ring(0)
@@ -260,7 +261,8 @@ def test_build_topology_by_name_and_errors():
 # registered without a line here fails the first test below, so none ships untested.
 BY_NAME = {"ring": 5, "torus": 6, "star": 5, "complete": 4, "hypercube": 8, "exponential": 7,
            "one_peer_exponential": 6, "erdos_renyi": 6, "from_edges": 3, "none": 3, "disconnected": 3,
-           "random_matching": 7}
+           "random_matching": 7, "directed_ring": 5, "directed_exponential": 6,
+           "one_peer_directed_exponential": 8, "from_directed_edges": 3}
 
 
 def test_every_registered_topology_is_tested():
@@ -270,14 +272,16 @@ def test_every_registered_topology_is_tested():
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_every_topology_builds_by_name_with_its_defaults(name, tmp_path):
     settings = TOPOLOGIES[name].defaults()
-    if name == "from_edges":
-        (tmp_path / "g.txt").write_text("0 1\n1 2\n")
+    if name in ("from_edges", "from_directed_edges"):
+        (tmp_path / "g.txt").write_text("0 1\n1 2\n2 0\n")
         settings["path"] = str(tmp_path / "g.txt")
     n = BY_NAME[name]
     topo = build_topology({"name": name, **settings}, n)
     assert topo.n == n
     if name in ("none", "disconnected"):
         np.testing.assert_array_equal(topo.matrix(), np.eye(n))
+    elif topo.directed:
+        check_push_weights(topo)
     else:
         _check_mixing(topo)
 

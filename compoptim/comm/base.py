@@ -50,8 +50,10 @@ class Communicator(ABC):
         self.counters = TrafficCounters()
         # The network time model's side on this node (``network.py``); None: rounds are not logged.
         self.clock: NodeClock | None = None
-        # Weights per round of the topology's period, computed once (not per step).
+        # Weights (in-neighbours) and out-neighbours per round of the topology's period,
+        # computed once (not per step).
         self._round_weights = [topology.weights(rank, r) for r in range(topology.period)]
+        self._round_out = [topology.out_neighbors(rank, r) for r in range(topology.period)]
 
     def neighbor_mix(
         self, payload: torch.Tensor, compressor: Compressor, out: torch.Tensor, step: int = 0,
@@ -64,15 +66,30 @@ class Communicator(ABC):
         """
         return self.finish_mix(self.start_mix(payload, step), compressor, out, accumulate)
 
-    def start_mix(self, payload: torch.Tensor, step: int = 0) -> PendingMix:
+    def start_mix(self, payload: torch.Tensor | None, step: int = 0, nbytes: int | None = None,
+                  skippable: bool = False) -> PendingMix:
         """Post the exchange of ``payload`` with this round's neighbours and return at once, so
         computation can run while it travels; ``finish_mix`` completes it. The payload's
-        memory must stay untouched until then."""
+        memory must stay untouched until then.
+
+        The payload goes to the out-neighbours, and the neighbours' payloads come from the
+        in-neighbours (the same nodes, unless the graph is directed). ``None`` sends nothing
+        this round (an event-triggered method that skips): the out-neighbours receive an
+        empty message, so every node still knows when the round is complete, and no byte is
+        counted for it. ``nbytes`` is then the size of the payloads the neighbours may send
+        (by default the payload's own size). Every node of such a round says ``skippable``,
+        sender or not: its receives then expect that a neighbour may send nothing.
+        """
+        if nbytes is None:
+            if payload is None:
+                raise ValueError("start_mix without a payload needs nbytes, the size of the neighbours' payloads")
+            nbytes = payload.numel()
         if self.clock is not None:
             self.clock.posted()
         start = time.perf_counter()
-        neighbors = list(self._round_weights[step % self.topology.period][1])
-        handle = self._start(payload, neighbors)
+        r = step % self.topology.period
+        sources, dests = list(self._round_weights[r][1]), self._round_out[r]
+        handle = self._start([payload] * len(dests), sources, dests, nbytes, skippable or payload is None)
         self.counters.comm_time_s += time.perf_counter() - start
         return PendingMix(payload, step, handle)
 
@@ -80,29 +97,59 @@ class Communicator(ABC):
                    accumulate: bool = False) -> torch.Tensor:
         """Wait for the neighbours' payloads of ``pending`` and write the weighted sum (see neighbor_mix)."""
         payload = pending.payload
-        self_w, nbr_w = self._round_weights[pending.step % self.topology.period]
-        counters = self.counters
-        start, waited = time.perf_counter(), counters.wait_time_s
-        received = self._finish(pending.handle)
+        r = pending.step % self.topology.period
+        self_w, nbr_w = self._round_weights[r]
+        received = self._complete(pending.handle, payload, len(self._round_out[r]), pending.step)
         mixing = time.perf_counter()
-        counters.comm_time_s += mixing - start - (counters.wait_time_s - waited)
-        counters.bytes_sent += payload.numel() * len(nbr_w)
-        if self.clock is not None:
-            self.clock.waited(payload.numel(), pending.step)
-        counters.bytes_received += sum(r.numel() for r in received)
         # Fixed summation order: self, then neighbours ascending (dict keeps that order).
         # mul with out= also covers out aliasing the payload (identity on x) without a copy.
-        if not nbr_w and self_w == 1.0 and not accumulate and \
+        if payload is None:
+            if not accumulate:
+                raise ValueError("a round that sends nothing (payload None) can only accumulate into out")
+        elif not nbr_w and self_w == 1.0 and not accumulate and \
                 compressor.decode(payload, out.numel()).data_ptr() == out.data_ptr():
             return out  # no neighbours this round and the payload is out itself: nothing to mix
-        if accumulate:
+        elif accumulate:
             compressor.decode_add(payload, out, self_w)
         else:
             torch.mul(compressor.decode(payload, out.numel()), self_w, out=out)
         for weight, buf in zip(nbr_w.values(), received):
-            compressor.decode_add(buf, out, weight)
-        counters.compress_time_s += time.perf_counter() - mixing
+            if buf is not None:  # None: that neighbour sent nothing this round, which adds nothing
+                compressor.decode_add(buf, out, weight)
+        self.counters.compress_time_s += time.perf_counter() - mixing
         return out
+
+    def exchange_edges(self, payloads: list[torch.Tensor], step: int = 0) -> list[torch.Tensor]:
+        """Send ``payloads[k]`` to this round's k-th neighbour and return what each neighbour
+        sent this node, in the same order: a message of its own per edge (PowerGossip's
+        per-edge power iterations). Every payload of one call has the same size, as has every
+        message a neighbour sends back. Undirected graphs only."""
+        if self.topology.directed:
+            raise ValueError("per-edge exchanges need an undirected topology")
+        r = step % self.topology.period
+        neighbors = list(self._round_weights[r][1])
+        if len(payloads) != len(neighbors):
+            raise ValueError(f"exchange_edges: {len(payloads)} payloads for {len(neighbors)} neighbours")
+        if self.clock is not None:
+            self.clock.posted()
+        start = time.perf_counter()
+        nbytes = payloads[0].numel() if payloads else 0
+        handle = self._start(list(payloads), neighbors, neighbors, nbytes)
+        self.counters.comm_time_s += time.perf_counter() - start
+        return self._complete(handle, payloads[0] if payloads else None, len(neighbors), step)
+
+    def _complete(self, handle: Any, payload: torch.Tensor | None, dests: int, step: int) -> list:
+        """Wait for an exchange and count it: what was sent, what arrived, the time blocked."""
+        counters = self.counters
+        start, waited = time.perf_counter(), counters.wait_time_s
+        received = self._finish(handle)
+        counters.comm_time_s += time.perf_counter() - start - (counters.wait_time_s - waited)
+        sent = 0 if payload is None else payload.numel()
+        counters.bytes_sent += sent * dests
+        if self.clock is not None:
+            self.clock.waited(sent, step)
+        counters.bytes_received += sum(r.numel() for r in received if r is not None)
+        return received
 
     def progress(self) -> None:  # noqa: B027 - a no-op where transfers progress by themselves
         """Let exchanges in flight advance without waiting for them. Called from the backward
@@ -161,17 +208,20 @@ class Communicator(ABC):
             combine(part, row, out=part)
 
     @abstractmethod
-    def _start(self, payload: torch.Tensor, neighbors: list[int]) -> Any:
-        """Post sending ``payload`` to, and receiving from, every neighbour; a handle for _finish.
+    def _start(self, sends: list[torch.Tensor | None], sources: list[int], dests: list[int], nbytes: int,
+               skippable: bool = False) -> Any:
+        """Post sending ``sends[k]`` (None: an empty message) to ``dests[k]`` and receiving a
+        message of ``nbytes`` bytes from each of ``sources`` (or, where ``skippable``, an
+        empty one); a handle for _finish.
 
         Called by every node every round, even one without neighbours in that round (the
         in-process backend synchronises all nodes).
         """
 
     @abstractmethod
-    def _finish(self, handle: Any) -> list[torch.Tensor]:
-        """The neighbours' payloads, in the order of ``_start``'s ``neighbors``; adds the time
-        spent blocked on them to ``counters.wait_time_s``."""
+    def _finish(self, handle: Any) -> list[torch.Tensor | None]:
+        """The sources' payloads (None for an empty message), in the order of ``_start``'s
+        ``sources``; adds the time spent blocked on them to ``counters.wait_time_s``."""
 
     @abstractmethod
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:

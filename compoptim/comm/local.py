@@ -44,8 +44,9 @@ class _Hub:
         self.n = n
         self.workers = max(1, min(workers, n))
         self.slots: list[Any] = [None] * n  # reductions: each node's tensor
-        # send[rank][parity]: that node's payload of its latest exchanges of this parity
-        self.send: list[list[torch.Tensor | None]] = [[None, None] for _ in range(n)]
+        # send[rank][parity]: that node's payload of its latest exchange of this parity (None:
+        # it sent nothing; a dict destination -> payload: a message per edge)
+        self.send: list[list[Any]] = [[None, None] for _ in range(n)]
         self._lock = threading.Lock()
         self._combined: tuple[int, Any] = (-1, None)
         self._scheduling = False  # True while run_nodes drives the nodes
@@ -79,10 +80,12 @@ class LocalCommunicator(Communicator):
         self._exchanges = 0
         self._in_flight = 0
         self._reductions = 0
-        # Send buffers per parity, reused while the payload's size, dtype and device stay the same.
-        self._send: list[torch.Tensor | None] = [None, None]
+        # Send buffers per parity (one per distinct payload of an exchange), reused while the
+        # payload's size, dtype and device stay the same.
+        self._send: list[list[torch.Tensor | None]] = [[], []]
 
-    def _start(self, payload: torch.Tensor, neighbors: list[int]) -> tuple[int, list[int]]:
+    def _start(self, sends: list[torch.Tensor | None], sources: list[int], dests: list[int], nbytes: int,
+               skippable: bool = False) -> tuple[int, list[int]]:
         # Two in flight could go start(e), start(e+1), finish(e), start(e+2): the last would
         # rewrite exchange e's slot before this node passed the barrier of e+1, while a
         # neighbour may still read it. (The algorithms here never need two.)
@@ -91,24 +94,40 @@ class LocalCommunicator(Communicator):
         self._in_flight = 1
         parity = self._exchanges % 2
         self._exchanges += 1
-        slot = self._send[parity]
+        distinct = list({id(t): t for t in sends if t is not None}.values())
+        if len(distinct) <= 1:  # a broadcast (or nothing): one slot every destination reads
+            posted: object = self._copy(parity, 0, distinct[0]) if distinct else None
+        else:  # a message per edge: the destination finds its own by its rank
+            posted = {j: None if t is None else self._copy(parity, k, t) for k, (t, j) in enumerate(zip(sends, dests))}
+        self._hub.send[self.rank][parity] = posted
+        return parity, sources
+
+    def _copy(self, parity: int, k: int, payload: torch.Tensor) -> torch.Tensor:
+        """``payload`` copied into this node's k-th send slot of ``parity``.
+
+        A copy, not the payload itself: the payload may be the variable being mixed (the
+        identity on x), which this node overwrites while its neighbours still read."""
+        slots = self._send[parity]
+        while len(slots) <= k:
+            slots.append(None)
+        slot = slots[k]
         if slot is None or slot.shape != payload.shape or slot.dtype != payload.dtype or \
                 slot.device != payload.device:
-            slot = self._send[parity] = torch.empty_like(payload)
-        # A copy, not the payload itself: the payload may be the variable being mixed (the
-        # identity on x), which this node overwrites while its neighbours still read.
-        slot.copy_(payload)
-        self._hub.send[self.rank][parity] = slot
-        return parity, neighbors
+            slot = slots[k] = torch.empty_like(payload)
+        return slot.copy_(payload)
 
-    def _finish(self, handle: tuple[int, list[int]]) -> list[torch.Tensor]:
-        parity, neighbors = handle
+    def _finish(self, handle: tuple[int, list[int]]) -> list[torch.Tensor | None]:
+        parity, sources = handle
         self._in_flight = 0
         start = time.perf_counter()
         self._hub.wait()  # everyone has posted exchange e
         self.counters.wait_time_s += time.perf_counter() - start
         # Read in place: valid until this node's next barrier (see the module docstring).
-        return [self._hub.send[j][parity] for j in neighbors]
+        received = []
+        for j in sources:
+            posted = self._hub.send[j][parity]
+            received.append(posted.get(self.rank) if isinstance(posted, dict) else posted)
+        return received
 
     def _shared(self, tensor: torch.Tensor, combine: Callable[[list[torch.Tensor]], torch.Tensor]) -> torch.Tensor:
         """``combine`` of every node's ``tensor`` (rank order), computed once for the network."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import time
 
+import numpy as np
 import torch
 from mpi4py import MPI
 
@@ -78,10 +79,11 @@ class MPICommunicator(Communicator):
             self._buffers[key] = buf
         return buf
 
-    def _start(self, payload: torch.Tensor, neighbors: list[int]) -> tuple:
-        if not neighbors:
-            return ([], [], None, 0)
-        nbytes, device = payload.numel(), payload.device
+    def _start(self, sends: list[torch.Tensor | None], sources: list[int], dests: list[int], nbytes: int,
+               skippable: bool = False) -> tuple:
+        if not sources and not dests:
+            return ([], [], [], None, 0, False)
+        device = next((t.device for t in sends if t is not None), torch.device("cpu"))
         on_gpu = device.type != "cpu"
         staged = on_gpu and not self.cuda_aware
         # Page-locked host memory only when it stages a GPU payload: pinning creates a CUDA
@@ -95,17 +97,25 @@ class MPICommunicator(Communicator):
         stride = -(-nbytes // _ALIGN) * _ALIGN
         recv = self._buffer(("recv", nbytes, recv_device, slot), (self._max_degree, stride), torch.uint8,
                             recv_device, pinned=staged)[:, :nbytes]
-        if staged:
-            send = self._buffer(("send", nbytes, slot), (nbytes,), torch.uint8, torch.device("cpu"), pinned=True)
-            send.copy_(payload)
-        else:
-            send = payload
-            if on_gpu:  # MPI reads device memory outside torch's stream order
-                torch.cuda.current_stream(device).synchronize()
-        requests = [self.comm.Irecv(_buf(recv[k]), source=j, tag=_GOSSIP_TAG) for k, j in enumerate(neighbors)]
-        requests += [self.comm.Isend(_buf(send), dest=j, tag=_GOSSIP_TAG) for j in neighbors]
+        # One buffer per distinct payload: a broadcast sends the same tensor to every neighbour.
+        wire: dict[int, object] = {}
+        for k, t in enumerate(sends):
+            if t is None or id(t) in wire:
+                continue
+            if staged:
+                host = self._buffer(("send", nbytes, slot, k), (t.numel(),), torch.uint8, torch.device("cpu"),
+                                    pinned=True)
+                wire[id(t)] = _buf(host.copy_(t))
+            else:
+                if on_gpu:  # MPI reads device memory outside torch's stream order
+                    torch.cuda.current_stream(device).synchronize()
+                wire[id(t)] = _buf(t)
+        requests = [self.comm.Irecv(_buf(recv[k]), source=j, tag=_GOSSIP_TAG) for k, j in enumerate(sources)]
+        requests += [self.comm.Isend(_EMPTY if t is None else wire[id(t)], dest=j, tag=_GOSSIP_TAG)
+                     for t, j in zip(sends, dests)]
         self._pending.append(requests)
-        return (requests, neighbors, (recv, staged, device, stride, slot), nbytes)
+        # Where a source may send an empty message, each receive's length is read from its status.
+        return (requests, sources, dests, (recv, staged, device, stride, slot), nbytes, skippable)
 
     def progress(self) -> None:
         # Completed requests become null (a later wait on them is free) and leave the list,
@@ -113,33 +123,38 @@ class MPICommunicator(Communicator):
         if self._pending and self._can_poll:
             self._pending = [requests for requests in self._pending if not MPI.Request.Testall(requests)]
 
-    def _finish(self, handle: tuple) -> list[torch.Tensor]:
-        requests, neighbors, buffers, nbytes = handle
-        if not neighbors:
+    def _finish(self, handle: tuple) -> list[torch.Tensor | None]:
+        requests, sources, dests, buffers, nbytes, sized = handle
+        if not requests:
             return []
         start = time.perf_counter()
+        statuses = [MPI.Status() for _ in requests] if sized else None
         if self.timeout_s is None:
-            MPI.Request.Waitall(requests)
+            MPI.Request.Waitall(requests, statuses)
         else:
-            self._wait_with_timeout(requests, neighbors, start)
+            self._wait_with_timeout(requests, sources + dests, start, statuses)
         self.counters.wait_time_s += time.perf_counter() - start
         self._pending = [r for r in self._pending if r is not requests]
         recv, staged, device, stride, slot = buffers
         self._in_flight[nbytes] -= 1
-        if not staged:
-            return list(recv[: len(neighbors)])
-        dev_recv = self._buffer(("recv_dev", nbytes, device, slot), (self._max_degree, stride), torch.uint8,
-                                device)[:, :nbytes]
-        dev_recv[: len(neighbors)].copy_(recv[: len(neighbors)], non_blocking=True)
-        return list(dev_recv[: len(neighbors)])
+        degree = len(sources)
+        if staged:
+            dev_recv = self._buffer(("recv_dev", nbytes, device, slot), (self._max_degree, stride), torch.uint8,
+                                    device)[:, :nbytes]
+            dev_recv[:degree].copy_(recv[:degree], non_blocking=True)
+            recv = dev_recv
+        rows = list(recv[:degree])
+        if sized:  # an empty message: that source sent nothing this round
+            rows = [row if status.Get_count(MPI.BYTE) else None for row, status in zip(rows, statuses)]
+        return rows
 
-    def _wait_with_timeout(self, requests: list, neighbors: list[int], start: float) -> None:
-        while not MPI.Request.Testall(requests):
+    def _wait_with_timeout(self, requests: list, peers: list[int], start: float, statuses: list | None) -> None:
+        while not MPI.Request.Testall(requests, statuses):
             if time.perf_counter() - start > self.timeout_s:
-                # Receives first, then sends, one per neighbour: a neighbour is stuck if either
-                # is unfinished (a large send completes only when the receiver takes part).
-                degree = len(neighbors)
-                pending = sorted({neighbors[k % degree] for k, r in enumerate(requests) if not r.Test()})
+                # One request per peer (receives from the sources, then sends to the destinations):
+                # a neighbour is stuck if either is unfinished (a large send completes only when
+                # the receiver takes part).
+                pending = sorted({peers[k] for k, r in enumerate(requests) if not r.Test()})
                 raise TimeoutError(f"no exchange with neighbour rank(s) {', '.join(map(str, pending)) or '?'} within "
                                    f"backend.timeout_s={self.timeout_s:g} s: a rank is stuck or gone")
             time.sleep(0.0005)
@@ -158,6 +173,9 @@ class MPICommunicator(Communicator):
                                        f"{self.timeout_s:g} s: a rank is stuck or gone")
                 time.sleep(0.0005)
         return out.to(tensor.device)
+
+
+_EMPTY = np.empty(0, dtype=np.uint8)  # the message of a node that sends nothing this round
 
 
 def _buf(t: torch.Tensor):

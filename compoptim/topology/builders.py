@@ -15,7 +15,7 @@ import numpy as np
 from compoptim.cores import memory_shortfall
 from compoptim.errors import UserError
 from compoptim.registry import Registry
-from compoptim.topology import graphs
+from compoptim.topology import directed, graphs
 from compoptim.topology.base import Topology, is_connected
 from compoptim.topology.one_peer import one_peer_rounds
 from compoptim.topology.weights import mixing_matrix
@@ -143,6 +143,49 @@ def from_edges(n: int, path: str = "", weights: str = "auto", lazy: float = 0.0)
     if not path:
         raise UserError("topology=from_edges needs topology.path=FILE (one 'i j' edge per line, nodes 0..n-1)")
     return _static("from_edges", graphs.read_edge_list(path, n), weights, lazy, path=str(path))
+
+
+# --- directed graphs with push weights (push-sum methods: optimizer=sgp) ------------------------
+def _directed(name: str, adjacency: np.ndarray, lazy: float, **params: Any) -> Topology:
+    return Topology(name, (directed.push_weights(adjacency, lazy),), params={**params, "lazy": lazy}, directed=True)
+
+
+@TOPOLOGIES.register("directed_ring")
+def directed_ring(n: int, lazy: float = 0.0) -> Topology:
+    """Directed cycle i -> i+1 (mod n): each node keeps 1/2 of its value and pushes 1/2 to its successor."""
+    _check_n("directed_ring", n)
+    return _directed("directed_ring", directed.directed_cycle(n), lazy)
+
+
+@TOPOLOGIES.register("directed_exponential")
+def directed_exponential(n: int, lazy: float = 0.0) -> Topology:
+    """Directed exponential graph i -> i + 2^k (mod n) for every 2^k < n (Assran et al. 2019); push
+    weights 1/(out-degree + 1)."""
+    _check_n("directed_exponential", n)
+    return _directed("directed_exponential", directed.directed_exponential(n), lazy)
+
+
+@TOPOLOGIES.register("one_peer_directed_exponential")
+def one_peer_directed_exponential(n: int, lazy: float = 0.0) -> Topology:
+    """Time-varying, SGP's default: in round k node i pushes half its value to i + 2^(k mod log2 n)
+    and keeps half; strongly connected over the period, and for n a power of two the period's
+    product is exact averaging."""
+    _check_n("one_peer_directed_exponential", n)
+    matrices = tuple(directed.push_weights(a, lazy) for a in directed.one_peer_directed_rounds(n))
+    return Topology("one_peer_directed_exponential", matrices, connected="period", params={"lazy": lazy},
+                    directed=True)
+
+
+@TOPOLOGIES.register("from_directed_edges")
+def from_directed_edges(n: int, path: str = "", lazy: float = 0.0) -> Topology:
+    """A user digraph read from an edge-list file: one 'i j' line per link i -> j (i sends to j),
+    nodes 0..n-1, '#' comments; push weights 1/(out-degree + 1); must be strongly connected."""
+    _check_n("from_directed_edges", n)
+    if not path:
+        raise UserError("topology=from_directed_edges needs topology.path=FILE (one 'i j' link i -> j per line, "
+                        "nodes 0..n-1)")
+    adjacency = directed.directed_from_pairs(n, graphs.read_edge_pairs(path, n))
+    return _directed("from_directed_edges", adjacency, lazy, path=str(path))
 
 
 @TOPOLOGIES.register("none")

@@ -79,6 +79,11 @@ def erdos_renyi(n: int, p: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def read_edge_list(path: str | Path, n: int) -> np.ndarray:
+    """The undirected graph of the edge-list file ``path`` (see ``read_edge_pairs``)."""
+    return from_pairs(n, read_edge_pairs(path, n))
+
+
+def read_edge_pairs(path: str | Path, n: int) -> list[tuple[int, int]]:
     """Edges 'i j' per line (spaces or a comma between; '#' starts a comment), nodes 0..n-1
     written in ASCII digits. The file is UTF-8 text (a byte-order mark is allowed); anything
     else is a UserError naming the file, the line and what is wrong with it."""
@@ -123,7 +128,7 @@ def read_edge_list(path: str | Path, n: int) -> np.ndarray:
     if not pairs and n > 1:
         what = "is empty" if not text.strip() else "has no edges (only comments and blank lines)"
         raise UserError(f"{where} {what}; it needs a connected graph over the {n} nodes, one 'i j' edge per line")
-    return from_pairs(n, pairs)
+    return pairs
 
 
 # A node number: ASCII digits only (str.isdigit also admits '١', '２' and '²', which int() reads or rejects).

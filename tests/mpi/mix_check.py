@@ -3,8 +3,10 @@
 Uses a random connected graph with random (non-uniform) symmetric doubly stochastic
 weights, so a received buffer paired with the wrong neighbour or weight is caught, and
 the named irregular and time-varying topologies (star, torus, one-peer exponential) over
-a whole period, so changing neighbour sets are covered. Prints "ok" on rank 0; any
-mismatch raises (non-zero exit).
+a whole period, so changing neighbour sets are covered; directed graphs (random column-
+stochastic push weights, where in- and out-neighbours differ); rounds where some nodes send
+nothing (an empty message); and per-edge messages. Prints "ok" on rank 0; any mismatch
+raises (non-zero exit).
 """
 
 import numpy as np
@@ -15,6 +17,7 @@ from compoptim.comm import run_local
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.compress import CompressContext, Identity
 from compoptim.topology import Topology, one_peer_exponential, star, torus
+from compoptim.topology.builders import one_peer_directed_exponential
 
 
 def random_mixing_matrix(n: int, seed: int) -> np.ndarray:
@@ -32,6 +35,19 @@ def random_mixing_matrix(n: int, seed: int) -> np.ndarray:
     w = weights + weights.T
     np.fill_diagonal(w, 1.0 - w.sum(axis=1))
     return w
+
+
+def random_push_matrix(n: int, seed: int) -> np.ndarray:
+    """A strongly connected digraph (a directed ring plus random links) with random column-stochastic weights."""
+    rng = np.random.default_rng(seed)
+    links = np.zeros((n, n))  # links[dst, src]
+    for i in range(n):
+        links[(i + 1) % n, i] = 1.0
+    for _ in range(n):
+        i, j = rng.integers(0, n, 2)
+        links[j, i] = 1.0 if i != j else 0.0
+    w = links * rng.uniform(0.2, 1.0, (n, n)) + np.diag(rng.uniform(0.2, 1.0, n))
+    return w / w.sum(axis=0, keepdims=True)
 
 
 def check(world: MPI.Comm, topology: Topology) -> None:
@@ -55,18 +71,62 @@ def check(world: MPI.Comm, topology: Topology) -> None:
         expected = torch.tensor(topology.matrix(step)) @ expected
     torch.testing.assert_close(mine, expected[rank], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(total, expected.sum(dim=0), rtol=1e-12, atol=1e-12)
-    degrees = sum(len(topology.neighbors(rank, step)) for step in range(rounds))
+    degrees = sum(len(topology.out_neighbors(rank, step)) for step in range(rounds))
     assert sent == degrees * 1000 * 8, (topology.name, sent)
     local = run_local(topology, mix)[rank]
     assert torch.equal(mine, local[0]) and torch.equal(total, local[1]), f"{topology.name}: MPI and local differ"
 
 
+def check_skips_and_edges(world: MPI.Comm, topology: Topology) -> None:
+    """Rounds where node r sends only when (r + step) % 3 != 0, accumulated into s; then per-edge
+    messages (each neighbour gets its own vector): MPI equals the definition and the local backend."""
+    n, rank = world.Get_size(), world.Get_rank()
+    xs = torch.randn(n, 300, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    compressor = Identity(CompressContext(dtype=torch.float64))
+
+    def run(comm):
+        s = torch.zeros(300, dtype=torch.float64)
+        for step in range(4):
+            sends = (comm.rank + step) % 3 != 0
+            payload = compressor.encode(xs[comm.rank] * (step + 1)) if sends else None
+            comm.finish_mix(comm.start_mix(payload, step, nbytes=300 * 8, skippable=True), compressor, s,
+                            accumulate=True)
+        sent_mix = comm.counters.bytes_sent
+        got = []
+        if not topology.directed:
+            nbrs = comm.topology.neighbors(comm.rank, 0)
+            got = comm.exchange_edges([compressor.encode(xs[comm.rank] * (10 * comm.rank + j)).clone()
+                                       for j in nbrs], 0)
+        return s, sent_mix, [compressor.decode(g, 300).clone() for g in got]
+
+    s, sent, got = run(MPICommunicator(world, topology))
+    expected = torch.zeros(300, dtype=torch.float64)
+    expected_sent = 0
+    for step in range(4):
+        w = topology.matrix(step)
+        for j in range(n):
+            if w[rank, j] > 0 and (j + step) % 3 != 0:
+                expected += w[rank, j] * xs[j] * (step + 1)
+        if (rank + step) % 3 != 0:
+            expected_sent += len(topology.out_neighbors(rank, step)) * 300 * 8
+    torch.testing.assert_close(s, expected, rtol=1e-12, atol=1e-12)
+    assert sent == expected_sent, (topology.name, sent, expected_sent)
+    for j, g in zip(topology.neighbors(rank, 0), got):
+        torch.testing.assert_close(g, xs[j] * (10 * j + rank), rtol=0, atol=0)
+    local = run_local(topology, run)[rank]
+    assert torch.equal(s, local[0]) and all(torch.equal(a, b) for a, b in zip(got, local[2])), topology.name
+
+
 def main() -> None:
     world = MPI.COMM_WORLD
     n = world.Get_size()
+    directed = [Topology("random_directed", (random_push_matrix(n, seed=n),), directed=True),
+                one_peer_directed_exponential(n)]
     for topology in (Topology("random", (random_mixing_matrix(n, seed=n),)), star(n), torus(n),
-                     one_peer_exponential(n)):
+                     one_peer_exponential(n), *directed):
         check(world, topology)
+    for topology in (Topology("random", (random_mixing_matrix(n, seed=n),)), one_peer_exponential(n), *directed):
+        check_skips_and_edges(world, topology)
     world.Barrier()
     if world.Get_rank() == 0:
         print("ok", flush=True)
