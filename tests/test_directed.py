@@ -86,15 +86,15 @@ def test_a_user_digraph_from_an_edge_list(tmp_path):
 def test_a_digraph_that_is_not_strongly_connected_is_refused(tmp_path):
     with pytest.raises(UserError, match="not strongly connected; choose a strongly connected graph"):
         from_directed_edges(3, _write(tmp_path, "0 1\n1 2\n"))  # nothing reaches 0
-    with pytest.raises(UserError, match="needs topology.path=FILE"):
+    with pytest.raises(UserError, match=r"needs topology.path=FILE"):
         from_directed_edges(3)
 
 
 def test_push_weights_that_are_not_column_stochastic_are_refused():
     w = np.array([[0.5, 0.5], [0.6, 0.5]])
-    with pytest.raises(UserError, match="column stochastic.*column 0 sums to 1.1"):
+    with pytest.raises(UserError, match=r"column stochastic.*column 0 sums to 1.1"):
         Topology("mine", (w,), directed=True)
-    with pytest.raises(UserError, match="topology.lazy must be >= 0 and < 1"):
+    with pytest.raises(UserError, match=r"topology.lazy must be >= 0 and < 1"):
         directed_ring(4, lazy=1.0)
 
 

@@ -249,7 +249,8 @@ def test_time_varying_connectivity_rules():
 def test_build_topology_by_name_and_errors():
     assert build_topology({"name": "ring"}, 5).n == 5
     assert build_topology({"name": "torus", "rows": 2, "cols": None, "weights": "auto", "lazy": 0.0}, 6).n == 6
-    with pytest.raises(UserError, match="unknown topology 'tor'; available: complete, directed_exponential, directed_ring, disconnected, "):
+    with pytest.raises(UserError, match="unknown topology 'tor'; available: complete, directed_exponential, "
+                                        "directed_ring, disconnected, "):
         build_topology({"name": "tor"}, 4)
     with pytest.raises(UserError, match="n >= 1"):
         ring(0)

@@ -146,6 +146,7 @@ class Communicator(ABC):
         counters.comm_time_s += time.perf_counter() - start - (counters.wait_time_s - waited)
         sent = 0 if payload is None else payload.numel()
         counters.bytes_sent += sent * dests
+        counters.messages_sent += dests if payload is not None else 0
         if self.clock is not None:
             self.clock.waited(sent, step)
         counters.bytes_received += sum(r.numel() for r in received if r is not None)

@@ -14,6 +14,8 @@ class TrafficCounters:
 
     - ``bytes_sent`` / ``bytes_received``: payload bytes of training traffic, counted from
       the buffers handed to and filled by the transport;
+    - ``messages_sent``: the neighbour messages that carried a payload (a round an
+      event-triggered node skips sends none), so bytes / messages is the payload size;
     - ``metric_bytes_sent`` / ``metric_bytes_received``: evaluation and logging reductions,
       kept apart so they never inflate the algorithm's byte budget;
     - ``compress_time_s`` (encode, decode and the weighted sum), ``comm_time_s`` (posting
@@ -32,6 +34,7 @@ class TrafficCounters:
 
     bytes_sent: int = 0
     bytes_received: int = 0
+    messages_sent: int = 0
     metric_bytes_sent: int = 0
     metric_bytes_received: int = 0
     compress_time_s: float = 0.0

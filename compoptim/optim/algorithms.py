@@ -10,7 +10,9 @@ their own classes. Declared facts, read by tests and scripts:
 - ``compressible``: defined with compressed messages (False: exact gossip or all-reduce only);
 - ``needs_closure``: evaluates a second gradient of the same minibatch per step;
 - ``vectors_per_step``: model-sized vectors each node sends per step and neighbour with the
-  defaults (averaged over the period; an all-reduce counts as one).
+  defaults (averaged over the period; an all-reduce counts as one);
+- ``directed``: runs on a directed topology (column-stochastic W); the others need an
+  undirected one (symmetric, doubly stochastic W).
 """
 
 from __future__ import annotations
@@ -32,12 +34,18 @@ from compoptim.registry import Registry, resolved_hints, specialize
 
 CONTEXT = ("flat", "comm", "compressors")
 ALGORITHMS = Registry("optimizer", context=CONTEXT, facts=("compressible", "needs_closure", "vectors_per_step"))
+# Settings of one method family, not settings of every rule-based algorithm: an algorithm
+# offers them only when it names them in ``own`` (otherwise they are fixed at these values).
+FAMILY_SETTINGS = {"trigger": 0.0}
 
 
-def rule_algorithm(name: str, rule: str, doc: str, **published: Any) -> Callable[..., DecentralizedOptimizer]:
+def rule_algorithm(name: str, rule: str, doc: str, own: tuple[str, ...] = (),
+                   **published: Any) -> Callable[..., DecentralizedOptimizer]:
     """The factory of a rule-based algorithm: ``rule_based`` with the local rule ``rule`` and
-    the published values ``published`` (lr, communication and rule settings) as defaults."""
-    communication = specialize(rule_based, name, fixed={"name": name, "rule": None})
+    the published values ``published`` (lr, communication and rule settings) as defaults;
+    ``own``: the FAMILY_SETTINGS it offers."""
+    fixed = {key: value for key, value in FAMILY_SETTINGS.items() if key not in own}
+    communication = specialize(rule_based, name, fixed={"name": name, "rule": None, **fixed})
     rule_factory = RULES[rule]
     comm_params = list(inspect.signature(communication).parameters.values())
     rule_params = rule_factory.parameters()
@@ -67,9 +75,9 @@ def rule_algorithm(name: str, rule: str, doc: str, **published: Any) -> Callable
 
 
 def _register(name: str, factory: Callable[..., Any], compressible: bool = True, needs_closure: bool = False,
-              vectors_per_step: float = 1.0) -> None:
+              vectors_per_step: float = 1.0, directed: bool = False) -> None:
     ALGORITHMS.register(name, factory, compressible=compressible, needs_closure=needs_closure,
-                        vectors_per_step=vectors_per_step)
+                        vectors_per_step=vectors_per_step, directed=directed)
 
 
 # --- exact gossip, all-reduce and periodic averaging: no compressed form ---------------------
@@ -90,9 +98,10 @@ _register("sgd", rule_algorithm("sgd", "sgd", lr=0.2, gamma=0.05, doc="""
     Decentralized SGD: x_{t+1} = G(x_t - Δ_sgd(x_t, g_t)) (adapt, then combine), Δ as torch.optim.SGD
     (momentum, Nesterov, weight decay); G exact gossip, or CHOCO-Gossip (Koloskova et al. 2019) with a
     compressor; comm_set may add the momentum buffer m."""))
-_register("choco_sgd", rule_algorithm("choco_sgd", "sgd", lr=0.2, gossip="choco", gamma=0.05, doc="""
+_register("choco_sgd", rule_algorithm("choco_sgd", "sgd", lr=0.2, gossip="choco", gamma=0.05, own=("trigger",), doc="""
     CHOCO-SGD (Koloskova, Stich & Jaggi 2019, Algorithm 2): x_half = x - lr g; q = C(x_half - x_hat);
-    x_hat += q; s += sum_j w_ij q_j; x = x_half + gamma (s - x_hat)."""))
+    x_hat += q; s += sum_j w_ij q_j; x = x_half + gamma (s - x_hat). With trigger c > 0, q = 0 (nothing
+    sent) unless ||x_half - x_hat||^2 > c lr^2."""))
 _register("adam", rule_algorithm("adam", "adam", lr=1e-3, gamma=0.05, doc="""
     Decentralized Adam (Kingma & Ba 2015): x <- G(x - Δ_adam(x, g)), local moments as torch.optim.Adam;
     G exact, or CHOCO-compressed with a compressor; comm_set may add the moments m, v."""))
@@ -125,9 +134,19 @@ _register("dadam", rule_algorithm("dadam", "dadam", lr=1e-3, order="cta", gamma=
     DADAM (Nazari, Tarzanagh & Michailidis 2019): x <- W x - lr m / (sqrt(v_hat) + eps),
     v_hat = b3 v_hat + (1-b3) max(v_hat, v) (combine, then adapt)."""))
 _register("squarm_sgd", rule_algorithm("squarm_sgd", "sgd", lr=0.02, momentum=0.9, nesterov=True, gamma=0.05,
-                                       period=2, doc="""
-    SQuARM-SGD (Singh et al. 2021, without the event trigger): local Nesterov-momentum steps,
-    CHOCO-compressed gossip every `period` steps."""), vectors_per_step=1 / 2)
+                                       period=2, own=("trigger",), doc="""
+    SQuARM-SGD (Singh, Data, George & Diggavi 2021, Algorithm 1): local Nesterov-momentum steps
+    x_half = x - lr Δ_nesterov(g); at the communication steps (every `period`), node i sends
+    q_i = C(x_half - x_hat_i) only if ||x_half - x_hat_i||^2 > c lr^2 (the event trigger, c = trigger;
+    0 sends every round), else q_i = 0; x_hat_i += q_i; s_i += sum_j w_ij q_j;
+    x = x_half + gamma (s_i - x_hat_i)."""), vectors_per_step=1 / 2)
+
+# --- push-sum on directed graphs --------------------------------------------------------------
+_register("sgp", rule_algorithm("sgp", "sgd", lr=0.2, gossip="pushsum", doc="""
+    Stochastic Gradient Push (Assran, Loizou, Ballas & Rabbat 2019, Algorithm 1): z_i = u_i / w_i;
+    u_i <- u_i - lr g(z_i) (the local rule's step, here SGD; momentum/nesterov settings apply it to
+    the numerator); (u_i, w_i) <- sum_j p_ij (u_j, w_j) over in-neighbours, P column stochastic
+    (any directed topology, e.g. one_peer_directed_exponential)."""), compressible=False, directed=True)
 
 # --- algorithms with their own update --------------------------------------------------------
 _register("deepsqueeze", DeepSqueeze)

@@ -18,7 +18,17 @@ from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer, soft
 from compoptim.optim.combine import AdaptThenCombine, CombineOrder, CombineThenAdapt, OverlappedCombineThenAdapt
 from compoptim.optim.estimates import AllReducedGradient, GradientEstimate, RawGradient, TrackedGradient
 from compoptim.optim.flat import FlatParameters
-from compoptim.optim.gossip import GOSSIPS, ChocoGossip, ExactGossip, GlobalAverage, Gossip, NoGossip, Periodic
+from compoptim.optim.gossip import (
+    GOSSIPS,
+    ChocoGossip,
+    EventTrigger,
+    ExactGossip,
+    GlobalAverage,
+    Gossip,
+    NoGossip,
+    Periodic,
+    PushSumGossip,
+)
 from compoptim.optim.rules import LocalRule
 
 ORDERS = ("atc", "cta")
@@ -77,20 +87,23 @@ class Decentralized(DecentralizedOptimizer):
 def rule_based(flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float, name: str,
                rule: LocalRule, comm_set: Sequence[str] = ("x",), gossip: str = "auto", gamma: float = 1.0,
                gamma_y: float | None = None, order: str = "atc", period: int = 1, tracking: bool = False,
-               l1: float = 0.0, overlap: bool | None = None) -> Decentralized:
+               l1: float = 0.0, overlap: bool | None = None, trigger: float = 0.0) -> Decentralized:
     """The composition the communication settings describe (each algorithm in
     ``algorithms.py`` gives its published values for them):
 
     - ``gossip``: exact (sum_j w_ij v_j), choco (CHOCO-compressed, consensus step ``gamma``,
       ``gamma_y`` for the tracker), local (exact averaging over all nodes), allreduce (no
-      gossip: the gradient is all-reduced), auto (exact, or choco with a compressor);
+      gossip: the gradient is all-reduced), pushsum (push-sum with a numerator and a weight,
+      for directed graphs), auto (exact, or choco with a compressor);
     - ``comm_set``: x plus any of the rule's moments, gossiped alike;
     - ``order``: atc (adapt, then combine) or cta (combine, then adapt);
     - ``period`` H: communicate at steps H-1, 2H-1, ... only;
     - ``tracking``: gradient tracking (its own gossip of y);
     - ``overlap``: send x_t during the backward pass (cta, exact gossip, no tracking, period 1;
       None: wherever that holds and there is a neighbour);
-    - ``l1``: the proximal step of l1·||x||_1 after the local step.
+    - ``l1``: the proximal step of l1·||x||_1 after the local step;
+    - ``trigger`` c: with choco gossip, a node sends only when ||v - v̂||^2 > c·lr^2 (SQuARM-SGD's
+      event trigger); 0 sends every round.
     """
     order = _choice("optimizer.order", order, ORDERS)
     gossip = _choice("optimizer.gossip", gossip, GOSSIPS)
@@ -116,20 +129,32 @@ def rule_based(flat: FlatParameters, comm: Communicator, compressors: Compressor
     if gossip == "allreduce" and period != 1:
         raise UserError("optimizer.gossip=allreduce averages the gradient every step; use gossip=local "
                         "with optimizer.period for periodic averaging")
+    if gossip == "pushsum" and (order != "atc" or tracking or comm_set != ["x"]):
+        raise UserError("optimizer.gossip=pushsum (SGP) takes the local step into its numerator and then mixes: "
+                        "it needs optimizer.order=atc, no tracking and no comm_set beyond x")
+    trigger = check_range("optimizer.trigger", trigger, 0.0)
+    if trigger and gossip != "choco":
+        raise UserError(f"optimizer.trigger sends a compressed update only when it is large, which needs CHOCO "
+                        f"gossip (optimizer.gossip=choco, or a compressor); got optimizer.gossip={gossip}")
     possible = order == "cta" and gossip == "exact" and not tracking and period == 1
     if overlap and not possible:
         raise UserError("optimizer.overlap sends x_t while the gradient is computed, which needs "
                         "optimizer.order=cta, optimizer.gossip=exact, no tracking and period 1")
 
     x = flat.params
+    triggers: list[EventTrigger] = []
 
     def scheme(var: str) -> Gossip:
         if gossip == "local":
             made: Gossip = GlobalAverage(comm)
         elif gossip == "exact":
             made = ExactGossip(comm, compressors(STREAMS[var]))
+        elif gossip == "pushsum":
+            made = PushSumGossip(comm, compressors(STREAMS[var]), x)
         else:
-            made = ChocoGossip(comm, compressors(STREAMS[var]), gamma_y if var == "y" else gamma, x)
+            event = EventTrigger(trigger) if trigger else None
+            triggers.extend([event] if event else [])
+            made = ChocoGossip(comm, compressors(STREAMS[var]), gamma_y if var == "y" else gamma, x, event)
         return Periodic(made, period) if period > 1 else made
 
     estimate: GradientEstimate = RawGradient()
@@ -145,7 +170,10 @@ def rule_based(flat: FlatParameters, comm: Communicator, compressors: Compressor
         combine: CombineOrder = OverlappedCombineThenAdapt(x_gossip)
     else:
         combine = CombineThenAdapt(x_gossip) if order == "cta" else AdaptThenCombine(x_gossip)
-    return Decentralized(flat, comm, compressors, lr, name, rule, estimate, combine, moments, l1)
+    optimizer = Decentralized(flat, comm, compressors, lr, name, rule, estimate, combine, moments, l1)
+    for event in triggers:  # the threshold c·η_t² follows the step size of each step
+        event.lr = lambda: optimizer.current_lr
+    return optimizer
 
 
 def _choice(key: str, value: str, allowed: Sequence[str]) -> str:

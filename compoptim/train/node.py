@@ -29,6 +29,7 @@ from compoptim.data.base import Dataset
 from compoptim.errors import UserError
 from compoptim.models import build_model
 from compoptim.optim import FlatParameters, build_optimizer
+from compoptim.optim.algorithms import ALGORITHMS
 from compoptim.optim.base import DecentralizedOptimizer
 from compoptim.parallel.placement import Placement, place_stages
 from compoptim.parallel.plan import PARALLEL, ParallelPlan
@@ -120,6 +121,7 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
 
     network = NETWORKS.build(cfg["network"])
     network.check_nodes(comm.size)
+    _check_direction(cfg["optimizer"]["name"], comm.topology.name, comm.topology.directed)
     plan = PARALLEL.build(cfg["parallel"])
     placement = _check_pipeline(cfg, plan, comm, network.name) if plan.pipelined else None
     # A pipeline's replica is one node of the decentralized problem: its S ranks share its shard.
@@ -212,11 +214,23 @@ class WholeParameters:
         torch.cat([p.detach().reshape(-1) for p in self.tensors], out=self.params)
 
 
+def _check_direction(optimizer: str, topology: str, directed: bool) -> None:
+    """A directed topology only with an algorithm declared for one (push-sum methods)."""
+    if directed and not ALGORITHMS[optimizer].facts.get("directed"):
+        allowed = ", ".join(ALGORITHMS.with_fact("directed"))
+        raise UserError(f"topology={topology} is directed (column-stochastic push weights), but optimizer={optimizer} "
+                        f"needs an undirected topology (symmetric, doubly stochastic W); on a directed graph use "
+                        f"optimizer={allowed}")
+
+
 def _check_pipeline(cfg: Mapping[str, Any], plan: ParallelPlan, comm: Communicator, network: str) -> Placement:
     """What a pipeline cannot do, refused in one line before any collective; its placement."""
     if not hasattr(comm, "comm"):
         raise UserError(f"parallel.stages={plan.stages} runs the stages as MPI processes: start it with "
                         f"mpirun -np N compoptim-run backend=mpi (backend=local runs parallel.stages=1 only)")
+    if comm.topology.directed:
+        raise UserError(f"parallel.stages={plan.stages} places each replica along undirected links; "
+                        f"topology={comm.topology.name} is directed: use an undirected topology")
     if network != "ideal":
         raise UserError(f"network={network}: the network time model covers the gossip of data-parallel runs, not a "
                         f"pipeline's activations; use network=ideal with parallel.stages={plan.stages}")

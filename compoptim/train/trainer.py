@@ -303,8 +303,8 @@ class Trainer:
         # A pipeline stage's waiting for the other stages (the bubble) is not its compute either.
         compute = train_time - k.compress_time_s - k.comm_time_s - k.wait_time_s - k.bubble_time_s
         counters = torch.tensor([k.bytes_sent, k.bytes_received, train_time, compute, k.compress_time_s,
-                                 k.comm_time_s, k.wait_time_s, k.bubble_time_s, k.activation_bytes_sent],
-                                dtype=torch.float64)
+                                 k.comm_time_s, k.wait_time_s, k.bubble_time_s, k.activation_bytes_sent,
+                                 k.messages_sent], dtype=torch.float64)
         most = torch.tensor([k.bytes_sent, k.wait_time_s], dtype=torch.float64)
         error = torch.tensor(k.take_compression_error(), dtype=torch.float64)
         c.allreduce_(counters, "mean")
@@ -333,6 +333,8 @@ class Trainer:
             "bytes_sent_per_node": counters[0].item(),
             "bytes_received_per_node": counters[1].item(),
             "bytes_sent_max_node": most[0].item(),
+            # neighbour messages that carried a payload (an event-triggered round that skips sends none)
+            "messages_sent_per_node": counters[9].item(),
             # a pipeline's activations and their gradients between stages (0 without stages), mean over ranks
             "activation_bytes_sent_per_node": counters[8].item(),
             # mean over nodes and sampled steps since the last evaluation (none sampled: NaN)
@@ -357,10 +359,11 @@ class Trainer:
         """One row per node (every node fills its own row of a table that is then summed)."""
         c, k = self.comm, self.comm.counters
         fields = ("local_test_acc", "distance_to_average", "bytes_sent", "bytes_received", "compute_time_s",
-                  "compress_time_s", "comm_time_s", "wait_time_s", "bubble_time_s", "activation_bytes_sent")
+                  "compress_time_s", "comm_time_s", "wait_time_s", "bubble_time_s", "activation_bytes_sent",
+                  "messages_sent")
         mine = torch.tensor([ev.node_test_acc, ev.node_distance, k.bytes_sent, k.bytes_received, compute,
                              k.compress_time_s, k.comm_time_s, k.wait_time_s, k.bubble_time_s,
-                             k.activation_bytes_sent], dtype=torch.float64)
+                             k.activation_bytes_sent, k.messages_sent], dtype=torch.float64)
         table = c.allgather(mine).tolist()
         clocks = self.network.clocks.tolist() if self.network else [float("nan")] * c.size
         stage = self.node.pipeline
