@@ -70,13 +70,14 @@ def test_the_trigger_is_refused_without_choco_gossip():
 
 def test_a_triggered_run_resumes_its_counts():
     """The trigger's counts are in the optimizer's state (a resumed run reports the same)."""
-    (opt_state, *_), *_ = run_local(ring(3), lambda comm: _state_after(comm, 6))
+    cfg = opt_cfg("squarm_sgd", "optimizer.trigger=1")  # composed here: Hydra composes in the main thread
+    (opt_state, *_), *_ = run_local(ring(3), lambda comm: _state_after(comm, cfg, 6))
     assert opt_state["gossip_x"]["trigger"]["rounds"] == 3
 
 
-def _state_after(comm, steps):
+def _state_after(comm, cfg, steps):
     flat = FlatParameters(Vector(torch.zeros(D, dtype=torch.float64)))
-    opt = make(opt_cfg("squarm_sgd", "optimizer.trigger=1"), flat, comm, compressor=TOPK)
+    opt = make(cfg, flat, comm, compressor=TOPK)
     for _ in range(steps):
         flat.grads.fill_(comm.rank + 1.0)
         opt.step()
