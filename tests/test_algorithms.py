@@ -18,6 +18,7 @@ from compoptim.optim.deepsqueeze import DeepSqueeze
 from compoptim.optim.docom import DoCoM
 from compoptim.optim.estimates import AllReducedGradient, RawGradient, TrackedGradient
 from compoptim.optim.gossip import ChocoGossip, ExactGossip, GlobalAverage, NoGossip, Periodic, PushSumGossip
+from compoptim.optim.powergossip import PowerGossip
 from compoptim.optim.rules import SGD, Adagrad, Adam, DadamRule, DamscoRule, HeavyBall
 from compoptim.topology import ring
 
@@ -40,6 +41,7 @@ STRUCTURE = {
     "dadam": (Decentralized, DadamRule, RawGradient, OverlappedCombineThenAdapt, (ExactGossip, 1)),
     "squarm_sgd": (Decentralized, SGD, RawGradient, AdaptThenCombine, (ExactGossip, 2)),
     "sgp": (Decentralized, SGD, RawGradient, AdaptThenCombine, (PushSumGossip, 1)),
+    "powergossip": (Decentralized, SGD, RawGradient, AdaptThenCombine, (PowerGossip, 1)),
     "local_sgd": (Decentralized, SGD, RawGradient, AdaptThenCombine, (GlobalAverage, 8)),
     "allreduce_sgd": (Decentralized, SGD, AllReducedGradient, AdaptThenCombine, (NoGossip, 1)),
     "allreduce_adam": (Decentralized, Adam, AllReducedGradient, AdaptThenCombine, (NoGossip, 1)),

@@ -32,7 +32,8 @@ def test_every_option_composes(group, option):
 def test_every_topology_option_builds_from_its_config(option, tmp_path):
     edges = tmp_path / "ring8.txt"
     edges.write_text("".join(f"{i} {(i + 1) % 8}\n" for i in range(8)))
-    cfg = compose_config(f"topology={option}", f"topology.path={edges}" if option == "from_edges" else "seed=3")
+    from_file = option in ("from_edges", "from_directed_edges")
+    cfg = compose_config(f"topology={option}", f"topology.path={edges}" if from_file else "seed=3")
     topo = build_topology(cfg.topology, 8)
     assert topo.n == 8 and topo.name == ("none" if option == "disconnected" else option)
 

@@ -36,7 +36,7 @@ CONTEXT = ("flat", "comm", "compressors")
 ALGORITHMS = Registry("optimizer", context=CONTEXT, facts=("compressible", "needs_closure", "vectors_per_step"))
 # Settings of one method family, not settings of every rule-based algorithm: an algorithm
 # offers them only when it names them in ``own`` (otherwise they are fixed at these values).
-FAMILY_SETTINGS = {"trigger": 0.0}
+FAMILY_SETTINGS = {"trigger": 0.0, "rank": 1, "seed": 0}
 
 
 def rule_algorithm(name: str, rule: str, doc: str, own: tuple[str, ...] = (),
@@ -140,6 +140,15 @@ _register("squarm_sgd", rule_algorithm("squarm_sgd", "sgd", lr=0.02, momentum=0.
     q_i = C(x_half - x_hat_i) only if ||x_half - x_hat_i||^2 > c lr^2 (the event trigger, c = trigger;
     0 sends every round), else q_i = 0; x_hat_i += q_i; s_i += sum_j w_ij q_j;
     x = x_half + gamma (s_i - x_hat_i)."""), vectors_per_step=1 / 2)
+
+# --- per-edge low-rank compression of model differences -----------------------------------------
+_register("powergossip", rule_algorithm("powergossip", "sgd", lr=0.2, gossip="powergossip", gamma=1.0,
+                                        own=("rank", "seed"), doc="""
+    PowerGossip (Vogels, Karimireddy & Jaggi 2020, Algorithm 1): x_half = x - lr Δ_sgd(g); for each
+    edge (i, j) and parameter matrix, one warm-started power-iteration half step on M = X_hi - X_lo
+    (rank r, alternating P = M Q̂ and Q = M^T P̂, each end sending its own product), then
+    x_i = x_half + gamma sum_j w_ij (x_j - x_i)^. Vectors travel whole. See optim/powergossip.py."""),
+    compressible=False)
 
 # --- push-sum on directed graphs --------------------------------------------------------------
 _register("sgp", rule_algorithm("sgp", "sgd", lr=0.2, gossip="pushsum", doc="""

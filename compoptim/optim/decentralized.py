@@ -29,6 +29,7 @@ from compoptim.optim.gossip import (
     Periodic,
     PushSumGossip,
 )
+from compoptim.optim.powergossip import PowerGossip
 from compoptim.optim.rules import LocalRule
 
 ORDERS = ("atc", "cta")
@@ -87,14 +88,17 @@ class Decentralized(DecentralizedOptimizer):
 def rule_based(flat: FlatParameters, comm: Communicator, compressors: CompressorFactory, lr: float, name: str,
                rule: LocalRule, comm_set: Sequence[str] = ("x",), gossip: str = "auto", gamma: float = 1.0,
                gamma_y: float | None = None, order: str = "atc", period: int = 1, tracking: bool = False,
-               l1: float = 0.0, overlap: bool | None = None, trigger: float = 0.0) -> Decentralized:
+               l1: float = 0.0, overlap: bool | None = None, trigger: float = 0.0, rank: int = 1,
+               seed: int = 0) -> Decentralized:
     """The composition the communication settings describe (each algorithm in
     ``algorithms.py`` gives its published values for them):
 
     - ``gossip``: exact (sum_j w_ij v_j), choco (CHOCO-compressed, consensus step ``gamma``,
       ``gamma_y`` for the tracker), local (exact averaging over all nodes), allreduce (no
       gossip: the gradient is all-reduced), pushsum (push-sum with a numerator and a weight,
-      for directed graphs), auto (exact, or choco with a compressor);
+      for directed graphs), powergossip (each edge's difference compressed to ``rank`` by
+      warm-started power iteration, its factors drawn from ``seed``; consensus step
+      ``gamma``), auto (exact, or choco with a compressor);
     - ``comm_set``: x plus any of the rule's moments, gossiped alike;
     - ``order``: atc (adapt, then combine) or cta (combine, then adapt);
     - ``period`` H: communicate at steps H-1, 2H-1, ... only;
@@ -132,6 +136,9 @@ def rule_based(flat: FlatParameters, comm: Communicator, compressors: Compressor
     if gossip == "pushsum" and (order != "atc" or tracking or comm_set != ["x"]):
         raise UserError("optimizer.gossip=pushsum (SGP) takes the local step into its numerator and then mixes: "
                         "it needs optimizer.order=atc, no tracking and no comm_set beyond x")
+    if gossip == "powergossip" and (tracking or comm_set != ["x"] or not first.lossless):
+        raise UserError(f"optimizer.gossip=powergossip compresses each edge's model difference by itself: it takes "
+                        f"no tracking, no comm_set beyond x and compressor=none (got compressor={first.name})")
     trigger = check_range("optimizer.trigger", trigger, 0.0)
     if trigger and gossip != "choco":
         raise UserError(f"optimizer.trigger sends a compressed update only when it is large, which needs CHOCO "
@@ -151,6 +158,8 @@ def rule_based(flat: FlatParameters, comm: Communicator, compressors: Compressor
             made = ExactGossip(comm, compressors(STREAMS[var]))
         elif gossip == "pushsum":
             made = PushSumGossip(comm, compressors(STREAMS[var]), x)
+        elif gossip == "powergossip":
+            made = PowerGossip(comm, flat.shapes, x, rank, gamma, seed)
         else:
             event = EventTrigger(trigger) if trigger else None
             triggers.extend([event] if event else [])

@@ -14,7 +14,7 @@ from compoptim.compress.base import Compressor
 from compoptim.compress.wrappers import ErrorFeedback
 from compoptim.errors import UserError
 
-GOSSIPS = ("auto", "exact", "choco", "allreduce", "local", "pushsum")
+GOSSIPS = ("auto", "exact", "choco", "allreduce", "local", "pushsum", "powergossip")
 
 
 class Gossip(ABC):
