@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 import compoptim
 from compoptim.comm import run_local
 from compoptim.errors import UserError
@@ -12,7 +13,6 @@ from compoptim.optim import FlatParameters
 from compoptim.optim.powergossip import PowerGossip, message_numel, plan_blocks
 from compoptim.topology import ring
 from tests.test_optim import DATA, _loss_backward, make, mlp, opt_cfg
-
 
 LENET5 = ((6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,), (10, 84), (10,))
 
@@ -29,8 +29,8 @@ def test_blocks_and_message_sizes_of_lenet5():
     assert message_numel(full, even=True) == 150 + 6 * (16 + 120 + 84 + 10) + biases
 
 
-def train_mlp(name, *overrides, steps=len(DATA), topology=None):
-    topology = topology or ring(4)
+def train_mlp(name, *overrides, steps=None, topology=None):
+    topology, steps = topology or ring(4), len(DATA) if steps is None else steps
     cfg = opt_cfg(name, *overrides)
     models = [mlp() for _ in range(topology.n)]
 
