@@ -20,7 +20,8 @@ METRIC_COLUMNS = [
     "local_test_acc_min", "local_test_acc_max", "consensus_distance", "train_objective", "grad_norm_sq",
     "local_train_loss", "tracker_error",
     "bytes_sent_per_node",
-    "bytes_received_per_node", "bytes_sent_max_node", "messages_sent_per_node", "activation_bytes_sent_per_node",
+    "bytes_received_per_node", "bytes_sent_max_node", "messages_sent_per_node", "staleness_mean", "staleness_max",
+    "activation_bytes_sent_per_node",
     "compression_error",
 ]
 

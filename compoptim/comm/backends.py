@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compoptim.errors import check_range
+from compoptim.errors import UserError, check_range
 from compoptim.registry import Registry
 
 
@@ -17,14 +17,29 @@ class MPIBackend:
     (``MPIX_Query_cuda_support``), false stages GPU messages through pinned host buffers.
     ``timeout_s``: seconds a neighbour may be silent in one exchange before the run fails
     (a stuck or dead rank), > 0; None waits as long as it takes.
+    ``stragglers`` / ``straggler_factor``: real slow ranks, for studying stragglers: each
+    listed rank sleeps (factor - 1) x its own step time after every step, so its steps take
+    ``straggler_factor`` times as long (``network.stragglers`` slows simulated time instead).
     """
 
     cuda_aware: bool | None = None
     timeout_s: float | None = None
+    stragglers: tuple[int, ...] = ()
+    straggler_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if self.timeout_s is not None:
             check_range("backend.timeout_s", self.timeout_s, 0.0, low_open=True)
+        check_range("backend.straggler_factor", self.straggler_factor, 1.0)
+        if any(r < 0 for r in self.stragglers):
+            raise UserError(f"backend.stragglers lists ranks 0..N-1; got {list(self.stragglers)}")
+
+    def slowdown(self, rank: int, size: int) -> float:
+        """Extra sleep per second of step for ``rank`` (0: not a straggler)."""
+        bad = [r for r in self.stragglers if r >= size]
+        if bad:
+            raise UserError(f"backend.stragglers names rank {bad[0]}, but the run has {size} ranks (0..{size - 1})")
+        return self.straggler_factor - 1.0 if rank in self.stragglers else 0.0
 
 
 @dataclass(frozen=True)

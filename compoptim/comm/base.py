@@ -17,6 +17,7 @@ import torch
 from compoptim.comm.counters import TrafficCounters
 from compoptim.comm.network import ALLREDUCE, NodeClock
 from compoptim.compress.base import Compressor
+from compoptim.errors import UserError
 from compoptim.topology.base import Topology
 
 REDUCE_OPS = ("sum", "mean", "max", "min")
@@ -187,6 +188,12 @@ class Communicator(ABC):
             self.counters.metric_bytes_sent += nbytes
             self.counters.metric_bytes_received += (self.size - 1) * nbytes
         return tensor
+
+    def model_window(self, like: torch.Tensor) -> Any:
+        """A one-sided window over this node's model (``comm/rma.py``): asynchronous gossip,
+        which only MPI ranks can do; the in-process backend runs its nodes in lockstep."""
+        raise UserError("asynchronous gossip (optimizer=adpsgd) reads and writes the neighbours' models through "
+                        "MPI one-sided windows: start it with mpirun -np N compoptim-run (backend=mpi)")
 
     def allgather(self, tensor: torch.Tensor) -> torch.Tensor:
         """(size, numel) tensor whose row r is rank r's flattened ``tensor``: one row per node,

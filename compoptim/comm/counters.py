@@ -27,6 +27,10 @@ class TrafficCounters:
       gossip's bytes); ``pipeline_time_s``, the time in
       the engine's schedule, and ``bubble_time_s``, the part of it the stage did not compute
       (waiting for the other stages);
+    - for asynchronous gossip (AD-PSGD): ``staleness_sum`` / ``staleness_max`` over
+      ``stale_steps`` steps, where a step's staleness is the number of averagings other
+      nodes applied to this node's model between the read its gradient was computed at and
+      the write of that gradient;
     - ``encode_count``: encodes by all the node's compressors (it paces the error sampling);
     - ``error_sum`` / ``error_count``: the sampled relative errors ||C(x) - x|| / ||x||
       since the last ``take_compression_error``.
@@ -43,6 +47,9 @@ class TrafficCounters:
     activation_bytes_sent: int = 0
     pipeline_time_s: float = 0.0
     bubble_time_s: float = 0.0
+    staleness_sum: int = 0
+    staleness_max: int = 0
+    stale_steps: int = 0
     encode_count: int = 0
     error_sum: float = 0.0
     error_count: int = 0

@@ -159,6 +159,12 @@ class MPICommunicator(Communicator):
                                    f"backend.timeout_s={self.timeout_s:g} s: a rank is stuck or gone")
             time.sleep(0.0005)
 
+    def model_window(self, like: torch.Tensor):
+        """A one-sided window over this rank's model, for asynchronous gossip (``rma.py``)."""
+        from compoptim.comm.rma import ModelWindow
+
+        return ModelWindow(self.comm, like)
+
     def _allgather(self, tensor: torch.Tensor) -> torch.Tensor:
         flat = tensor.detach().reshape(-1)
         host = flat.cpu().contiguous() if flat.device.type != "cpu" else flat.contiguous()

@@ -12,7 +12,9 @@ their own classes. Declared facts, read by tests and scripts:
 - ``vectors_per_step``: model-sized vectors each node sends per step and neighbour with the
   defaults (averaged over the period; an all-reduce counts as one);
 - ``directed``: runs on a directed topology (column-stochastic W); the others need an
-  undirected one (symmetric, doubly stochastic W).
+  undirected one (symmetric, doubly stochastic W);
+- ``asynchronous``: its nodes step at their own pace over MPI one-sided windows (no
+  synchronous rounds: no simulated network time, no pipeline stages).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from compoptim.comm.base import Communicator
 from compoptim.optim.adaptive import DecentralizedAdaptive
+from compoptim.optim.adpsgd import ADPSGD
 from compoptim.optim.base import CompressorFactory, DecentralizedOptimizer
 from compoptim.optim.beer import BEER
 from compoptim.optim.decentralized import rule_based
@@ -75,9 +78,9 @@ def rule_algorithm(name: str, rule: str, doc: str, own: tuple[str, ...] = (),
 
 
 def _register(name: str, factory: Callable[..., Any], compressible: bool = True, needs_closure: bool = False,
-              vectors_per_step: float = 1.0, directed: bool = False) -> None:
+              vectors_per_step: float = 1.0, directed: bool = False, asynchronous: bool = False) -> None:
     ALGORITHMS.register(name, factory, compressible=compressible, needs_closure=needs_closure,
-                        vectors_per_step=vectors_per_step, directed=directed)
+                        vectors_per_step=vectors_per_step, directed=directed, asynchronous=asynchronous)
 
 
 # --- exact gossip, all-reduce and periodic averaging: no compressed form ---------------------
@@ -149,6 +152,9 @@ _register("powergossip", rule_algorithm("powergossip", "sgd", lr=0.2, gossip="po
     (rank r, alternating P = M Q̂ and Q = M^T P̂, each end sending its own product), then
     x_i = x_half + gamma sum_j w_ij (x_j - x_i)^. Vectors travel whole. See optim/powergossip.py."""),
     compressible=False)
+
+# --- asynchronous ------------------------------------------------------------------------------
+_register("adpsgd", ADPSGD, compressible=False, asynchronous=True)
 
 # --- push-sum on directed graphs --------------------------------------------------------------
 _register("sgp", rule_algorithm("sgp", "sgd", lr=0.2, gossip="pushsum", doc="""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -31,6 +31,8 @@ class DecentralizedOptimizer(ABC):
 
     #: x_t's exchange travels during the backward pass (see ``begin_step``)
     overlap = False
+    #: nodes step at their own pace (``epoch_batches`` decides how many steps each takes)
+    asynchronous = False
     #: "full": the first step's gradient is this node's full local gradient (the mean over
     #: its whole shard, computed once by the trainer), as tracking methods' authors
     #: initialise their trackers; "minibatch": the first minibatch's, like every other step.
@@ -53,9 +55,17 @@ class DecentralizedOptimizer(ABC):
         """Called before the gradient is computed: algorithms that can start communicating
         x_t already (combine-then-adapt with exact gossip) post the exchange here."""
 
+    def epoch_batches(self, loader: Any) -> Iterable:
+        """The batches this node trains on in one epoch: its shard's, each once, in lockstep
+        with the other nodes (an asynchronous method decides otherwise)."""
+        return loader.epoch()
+
     @abstractmethod
     def step(self, closure: Closure | None = None) -> None:
         """One iteration t -> t+1 using the gradient in ``flat.grads``."""
+
+    def close(self) -> None:  # noqa: B027 - a no-op for the methods that hold nothing to release
+        """Release what the run holds (collective: every node calls it at the end of training)."""
 
     def parts(self) -> dict[str, Any]:
         """The stateful pieces (rules, gossips, compressors) whose state_dicts make up ours."""

@@ -122,6 +122,11 @@ def build_node(cfg: Mapping[str, Any], comm: Communicator, device: torch.device,
     network = NETWORKS.build(cfg["network"])
     network.check_nodes(comm.size)
     _check_direction(cfg["optimizer"]["name"], comm.topology.name, comm.topology.directed)
+    if ALGORITHMS[cfg["optimizer"]["name"]].facts.get("asynchronous") and (network.name != "ideal" or
+                                                                           PARALLEL.build(cfg["parallel"]).pipelined):
+        raise UserError(f"optimizer={cfg['optimizer']['name']} is asynchronous: the network time model "
+                        f"(network={network.name}) and pipeline stages assume synchronous rounds; "
+                        f"use network=ideal and parallel=data")
     plan = PARALLEL.build(cfg["parallel"])
     placement = _check_pipeline(cfg, plan, comm, network.name) if plan.pipelined else None
     # A pipeline's replica is one node of the decentralized problem: its S ranks share its shard.

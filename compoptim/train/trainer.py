@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from compoptim.comm.backends import BACKENDS
 from compoptim.comm.base import Communicator
 from compoptim.comm.network import SimulatedNetwork
 from compoptim.errors import UserError
@@ -69,6 +70,8 @@ class Trainer:
         self.logger = build_logger(cfg["logger"], run_dir) if self.is_writer else NullLogger()
         self.launch = dict(launch or launch_record(None, None))
         self.skipped_steps = 0
+        backend = cfg["backend"]
+        self.slowdown = BACKENDS.build(backend).slowdown(comm.rank, comm.size) if backend["name"] == "mpi" else 0.0
         # Checked at build, so a resume that cannot work fails before any training traffic.
         self.resume_from = self._find_checkpoint() if cfg.get("resume", False) else None
 
@@ -104,6 +107,7 @@ class Trainer:
             rows = self._train_epochs(rows, first_epoch, start, train_time)
         finally:
             STOP_SIGNALS.training = False
+        self.optimizer.close()
 
         summary = final_summary(rows, topology=topo, num_params=self.node.num_params, target_acc=t["target_acc"])
         summary.update(self._metric_traffic(), **environment(self.comm, self.device), **record, ended_at=timestamp())
@@ -132,7 +136,8 @@ class Trainer:
             self.comm.clock.restart()  # the simulated clocks count training only
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             seen = 0
-            progress = EpochProgress(self.loader.epoch(), len(self.loader), epoch, t["epochs"], self.show_progress)
+            batches = self.optimizer.epoch_batches(self.loader)  # an asynchronous method takes its own share
+            progress = EpochProgress(batches, len(self.loader), epoch, t["epochs"], self.show_progress)
             for xb, yb in progress:
                 loss = self.train_step(xb, yb)
                 if loss is not None:
@@ -274,6 +279,7 @@ class Trainer:
             loss.backward()
             return loss.detach()
 
+        began = time.perf_counter()
         self.optimizer.begin_step()  # may post x_t's exchange, to travel during the backward pass
         loss = gradient()
         self.comm.clock.compute_step()  # network.step_compute_s, if set, stands for this step's compute
@@ -290,6 +296,8 @@ class Trainer:
             loss = None
         self.optimizer.lr_scale = self.schedule.multiplier(self.optimizer.t)
         self.optimizer.step(closure=gradient)
+        if self.slowdown:  # backend.stragglers: this rank's steps take straggler_factor times as long
+            time.sleep(self.slowdown * (time.perf_counter() - began))
         return loss
 
     def _evaluate(self, epoch: int, train_loss: float, start: float, train_time: float) -> dict[str, Any]:
@@ -304,15 +312,17 @@ class Trainer:
         compute = train_time - k.compress_time_s - k.comm_time_s - k.wait_time_s - k.bubble_time_s
         counters = torch.tensor([k.bytes_sent, k.bytes_received, train_time, compute, k.compress_time_s,
                                  k.comm_time_s, k.wait_time_s, k.bubble_time_s, k.activation_bytes_sent,
-                                 k.messages_sent], dtype=torch.float64)
-        most = torch.tensor([k.bytes_sent, k.wait_time_s], dtype=torch.float64)
+                                 k.messages_sent, self.optimizer.t, k.staleness_sum, k.stale_steps],
+                                dtype=torch.float64)
+        most = torch.tensor([k.bytes_sent, k.wait_time_s, k.staleness_max], dtype=torch.float64)
         error = torch.tensor(k.take_compression_error(), dtype=torch.float64)
         c.allreduce_(counters, "mean")
         c.allreduce_(most, "max")
         c.allreduce_(error, "sum")
         row = {
             "epoch": epoch,
-            "step": self.optimizer.t,
+            # the nodes' mean step count (an asynchronous method's nodes take different numbers)
+            "step": round(counters[10].item()),
             "samples": epoch * self.node.samples_per_epoch,
             "wall_time_s": time.perf_counter() - start,
             "sim_time_s": self.network.time_s if self.network else float("nan"),
@@ -335,6 +345,9 @@ class Trainer:
             "bytes_sent_max_node": most[0].item(),
             # neighbour messages that carried a payload (an event-triggered round that skips sends none)
             "messages_sent_per_node": counters[9].item(),
+            # asynchronous gossip: averagings other nodes applied between a gradient's read and its write
+            "staleness_mean": (counters[11] / counters[12]).item() if counters[12] > 0 else 0.0,
+            "staleness_max": most[2].item(),
             # a pipeline's activations and their gradients between stages (0 without stages), mean over ranks
             "activation_bytes_sent_per_node": counters[8].item(),
             # mean over nodes and sampled steps since the last evaluation (none sampled: NaN)
@@ -360,15 +373,18 @@ class Trainer:
         c, k = self.comm, self.comm.counters
         fields = ("local_test_acc", "distance_to_average", "bytes_sent", "bytes_received", "compute_time_s",
                   "compress_time_s", "comm_time_s", "wait_time_s", "bubble_time_s", "activation_bytes_sent",
-                  "messages_sent")
+                  "messages_sent", "staleness_mean")
+        staleness = k.staleness_sum / k.stale_steps if k.stale_steps else 0.0
         mine = torch.tensor([ev.node_test_acc, ev.node_distance, k.bytes_sent, k.bytes_received, compute,
                              k.compress_time_s, k.comm_time_s, k.wait_time_s, k.bubble_time_s,
-                             k.activation_bytes_sent, k.messages_sent], dtype=torch.float64)
+                             k.activation_bytes_sent, k.messages_sent, staleness, self.optimizer.t],
+                            dtype=torch.float64)
         table = c.allgather(mine).tolist()
         clocks = self.network.clocks.tolist() if self.network else [float("nan")] * c.size
         stage = self.node.pipeline
         place = stage.layout.placement.stage_of if stage else (lambda rank: (rank, 0))
-        return [{"epoch": epoch, "step": self.optimizer.t, "node": r, "replica": place(r)[0], "stage": place(r)[1],
+        # "step": each node's own count (an asynchronous method's nodes take different numbers)
+        return [{"epoch": epoch, "step": int(table[r][-1]), "node": r, "replica": place(r)[0], "stage": place(r)[1],
                  **dict(zip(fields, table[r])), "sim_time_s": clocks[r]} for r in range(c.size)]
 
     def _metric_traffic(self) -> dict[str, float]:
