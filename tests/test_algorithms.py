@@ -12,6 +12,7 @@ from compoptim.compress import CompressContext, build_compressor
 from compoptim.errors import UserError
 from compoptim.optim import ALGORITHMS, Decentralized, FlatParameters, build_optimizer
 from compoptim.optim.adaptive import DecentralizedAdaptive
+from compoptim.optim.adpsgd import ADPSGD
 from compoptim.optim.beer import BEER
 from compoptim.optim.combine import AdaptThenCombine, OverlappedCombineThenAdapt
 from compoptim.optim.deepsqueeze import DeepSqueeze
@@ -59,8 +60,21 @@ def build(cfg, comm, compressor=NONE):
                            lambda s: build_compressor(compressor, CompressContext(dtype=torch.float64, seed=s))), flat
 
 
+# Asynchronous methods run only as MPI ranks (tests/mpi/test_adpsgd_mpi.py); in process they refuse.
+ASYNCHRONOUS = {"adpsgd": ADPSGD}
+
+
 def test_every_registered_algorithm_is_under_test():
-    assert set(STRUCTURE) == set(ALGORITHMS)
+    assert set(STRUCTURE) | set(ASYNCHRONOUS) == set(ALGORITHMS)
+    assert set(ASYNCHRONOUS) == set(ALGORITHMS.with_fact("asynchronous"))
+
+
+@pytest.mark.parametrize("name", sorted(ASYNCHRONOUS))
+def test_an_asynchronous_method_refuses_the_in_process_backend_in_one_line(name):
+    assert ALGORITHMS[name].factory is ASYNCHRONOUS[name]
+    with pytest.raises(UserError, match=r"reads and writes the neighbours' models through MPI one-sided windows: "
+                                        r"start it with mpirun -np N compoptim-run \(backend=mpi\)$"):
+        run_local(ring(3), lambda comm: build({"name": name}, comm))
 
 
 @pytest.mark.parametrize("name", sorted(STRUCTURE))

@@ -112,8 +112,8 @@ def test_rank_one_consensus_keeps_the_sum_and_reaches_the_average():
 def test_powergossip_resumes_bit_exactly():
     cfg = opt_cfg("powergossip", "optimizer.lr=0.1", "optimizer.rank=2")
 
-    def node(comm, split):
-        model = mlp()
+    def node(comm, split, models):
+        model = models[comm.rank]  # built outside: the nodes' threads would race on torch's global seed
         flat = FlatParameters(model)
         opt = make(cfg, flat, comm)
         for step in range(len(DATA)):
@@ -127,8 +127,8 @@ def test_powergossip_resumes_bit_exactly():
             opt.step()
         return flat.params.clone()
 
-    straight = run_local(ring(3), lambda comm: node(comm, -1))
-    resumed = run_local(ring(3), lambda comm: node(comm, 5))
+    straight = run_local(ring(3), lambda comm, models=[mlp() for _ in range(3)]: node(comm, -1, models))
+    resumed = run_local(ring(3), lambda comm, models=[mlp() for _ in range(3)]: node(comm, 5, models))
     assert all(torch.equal(a, b) for a, b in zip(straight, resumed))
 
 
