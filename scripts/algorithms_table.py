@@ -5,9 +5,11 @@
     python scripts/algorithms_table.py --extra trainer.epochs=5 --out table.md
 
 Each algorithm runs with ``compressor=none`` and, where it supports compression, with
-``compressor=topk`` (the default 1% ratio). Every run is a real ``compoptim-run`` in its own
-output directory (under --root); the table is read back from the runs' summary.json. Runs
-one at a time, so wall times compare on this machine.
+``compressor=topk`` (the default 1% ratio), and in the VARIANTS below (``sgp`` on its
+directed one-peer graph, ``squarm_sgd`` with its event trigger). Every run is a real
+``compoptim-run`` in its own output directory (under --root); the table is read back from
+the runs' summary.json. Runs one at a time, so wall times compare on this machine. An
+asynchronous algorithm (``adpsgd``) needs MPI ranks and is left out with ``--backend local``.
 """
 
 from __future__ import annotations
@@ -33,10 +35,25 @@ def uncompressed_only() -> set[str]:
     return set(ALGORITHMS.with_fact("compressible", False))
 
 
-def run(algorithm: str, compressor: str, args: argparse.Namespace) -> dict:
+# Extra rows: (label, overrides) run as well as the algorithm's preset.
+VARIANTS = {
+    "sgp": [("directed one-peer", ["topology=one_peer_directed_exponential"])],
+    "squarm_sgd": [("trigger 1e5", ["optimizer.trigger=1e5"])],
+}
+
+
+def asynchronous() -> set[str]:
+    from compoptim.optim import ALGORITHMS
+
+    return set(ALGORITHMS.with_fact("asynchronous"))
+
+
+def run(algorithm: str, compressor: str, args: argparse.Namespace, label: str = "",
+        variant: tuple[str, ...] = ()) -> dict:
     bindir = Path(sys.executable).parent
-    run_dir = Path(args.root) / f"{algorithm}-{compressor}"
-    overrides = [f"optimizer={algorithm}", f"compressor={compressor}", f"hydra.run.dir={run_dir}", *args.extra]
+    run_dir = Path(args.root) / f"{algorithm}-{compressor}{'-' + label.replace(' ', '_') if label else ''}"
+    overrides = [f"optimizer={algorithm}", f"compressor={compressor}", f"hydra.run.dir={run_dir}", *variant,
+                 *args.extra]
     if args.backend == "local":
         cmd = [str(bindir / "compoptim-run"), "backend=local", f"backend.nodes={args.np}", *overrides]
     else:
@@ -48,7 +65,8 @@ def run(algorithm: str, compressor: str, args: argparse.Namespace) -> dict:
         summary = json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
         summary = {"status": "failed", "error": proc.stderr.strip().splitlines()[-1:] or ["?"]}
-    return {"algorithm": algorithm, "compressor": compressor, "command_s": elapsed, **summary}
+    name = f"{algorithm} ({label})" if label else algorithm
+    return {"algorithm": name, "compressor": compressor, "command_s": elapsed, **summary}
 
 
 def table(rows: list[dict], target: float) -> str:
@@ -77,11 +95,15 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for algorithm in args.only or algorithms():
+        if args.backend == "local" and algorithm in asynchronous():
+            print(f"{algorithm}: left out (asynchronous: MPI ranks only)", flush=True)
+            continue
         for compressor in args.compressors:
             if compressor != "none" and algorithm in uncompressed_only():
                 continue
-            rows.append(run(algorithm, compressor, args))
-            print(table(rows[-1:], args.target).splitlines()[-1], flush=True)
+            for label, variant in [("", []), *VARIANTS.get(algorithm, [])]:
+                rows.append(run(algorithm, compressor, args, label, tuple(variant)))
+                print(table(rows[-1:], args.target).splitlines()[-1], flush=True)
     text = table(rows, args.target)
     print("\n" + text)
     if args.out:

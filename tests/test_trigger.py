@@ -68,8 +68,8 @@ def test_the_trigger_is_refused_without_choco_gossip():
         compoptim.run(["optimizer=dsgd", "optimizer.trigger=1", "backend.nodes=2"])
 
 
-def test_a_triggered_run_resumes_its_counts():
-    """The trigger's counts are in the optimizer's state (a resumed run reports the same)."""
+def test_the_trigger_keeps_its_counts_in_the_optimizer_state():
+    """The trigger's counts travel with the optimizer's state_dict (checkpoints, resume)."""
     cfg = opt_cfg("squarm_sgd", "optimizer.trigger=1")  # composed here: Hydra composes in the main thread
     (opt_state, *_), *_ = run_local(ring(3), lambda comm: _state_after(comm, cfg, 6))
     assert opt_state["gossip_x"]["trigger"]["rounds"] == 3

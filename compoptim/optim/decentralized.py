@@ -98,7 +98,7 @@ def rule_based(flat: FlatParameters, comm: Communicator, compressors: Compressor
       gossip: the gradient is all-reduced), pushsum (push-sum with a numerator and a weight,
       for directed graphs), powergossip (each edge's difference compressed to ``rank`` by
       warm-started power iteration, its factors drawn from ``seed``; consensus step
-      ``gamma``), auto (exact, or choco with a compressor);
+      ``gamma``), auto (exact, or choco with a compressor or a trigger);
     - ``comm_set``: x plus any of the rule's moments, gossiped alike;
     - ``order``: atc (adapt, then combine) or cta (combine, then adapt);
     - ``period`` H: communicate at steps H-1, 2H-1, ... only;
@@ -122,8 +122,9 @@ def rule_based(flat: FlatParameters, comm: Communicator, compressors: Compressor
         raise UserError(f"optimizer.comm_set must list x and any of {', '.join(rule.moments) or 'nothing else'} "
                         f"for {name}; got {comm_set}")
     first = compressors(0)
-    if gossip == "auto":
-        gossip = "exact" if first.lossless else "choco"
+    trigger = check_range("optimizer.trigger", trigger, 0.0)
+    if gossip == "auto":  # a trigger decides when to send CHOCO's compressed updates: choco then too
+        gossip = "exact" if first.lossless and not trigger else "choco"
     if gossip == "exact" and not first.lossless:
         raise UserError(f"optimizer.gossip=exact sends uncompressed vectors, but compressor={first.name}; "
                         f"use optimizer.gossip=choco (or auto) to gossip compressed")
@@ -139,7 +140,6 @@ def rule_based(flat: FlatParameters, comm: Communicator, compressors: Compressor
     if gossip == "powergossip" and (tracking or comm_set != ["x"] or not first.lossless):
         raise UserError(f"optimizer.gossip=powergossip compresses each edge's model difference by itself: it takes "
                         f"no tracking, no comm_set beyond x and compressor=none (got compressor={first.name})")
-    trigger = check_range("optimizer.trigger", trigger, 0.0)
     if trigger and gossip != "choco":
         raise UserError(f"optimizer.trigger sends a compressed update only when it is large, which needs CHOCO "
                         f"gossip (optimizer.gossip=choco, or a compressor); got optimizer.gossip={gossip}")
