@@ -150,6 +150,22 @@ def test_report_draws_each_distinct_topology(tmp_path, capsys, topology):
     assert pictures[0].read_bytes().startswith(b"\x89PNG") and pictures[0].stat().st_size > 5000
 
 
+def test_a_directed_topology_is_drawn_with_one_arrow_per_link_and_its_mixing_rate():
+    from matplotlib.patches import FancyArrowPatch
+
+    from compoptim.report.topology_figure import topology_figure
+    from compoptim.topology.builders import directed_exponential, one_peer_directed_exponential
+
+    topo = directed_exponential(5)  # i -> i+1, i+2, i+4: 15 links
+    ax = topology_figure(topo.to_json()).axes[0]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) == 15 and all(a.get_arrowstyle().__class__.__name__ == "CurveFilledB" for a in arrows)
+    assert "directed, mixing rate 1-|λ2| 0.7500" in ax.get_title()
+    one_peer = topology_figure(one_peer_directed_exponential(4).to_json()).axes[0]
+    assert [t.get_text() for t in one_peer.get_legend().get_texts()] == ["round 0", "round 1"]
+    assert "spectral gap" in topology_figure(ring(4).to_json()).axes[0].get_title()
+
+
 @pytest.mark.slow
 def test_report_on_real_runs(tmp_path, capsys):
     """Two real (tiny) runs through the in-process backend, one compressed, then the report."""

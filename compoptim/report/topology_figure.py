@@ -29,12 +29,23 @@ def node_positions(spec: dict[str, Any]) -> dict[int, tuple[float, float]]:
 
 
 def draw_topology(spec: dict[str, Any], path: Path) -> Path:
-    """Write the picture to ``path`` (format from its suffix); edge width grows with w_ij.
+    """Write the picture (``topology_figure``) to ``path``, format from its suffix."""
+    fig = topology_figure(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def topology_figure(spec: dict[str, Any]) -> plt.Figure:
+    """The picture of a topology; edge width grows with w_ij.
 
     A time-varying schedule draws each round's edges in its own colour (the legend names
-    the rounds), so a one-peer schedule shows which peer each round pairs.
+    the rounds), so a one-peer schedule shows which peer each round pairs. A directed graph
+    draws each link i -> j as an arrow, bent a little so that i -> j and j -> i both show.
     """
-    graph = nx.Graph()
+    directed = bool(spec.get("directed"))
+    graph = nx.DiGraph() if directed else nx.Graph()
     graph.add_nodes_from(range(spec["n"]))
     pos = node_positions(spec)
     rounds = spec["rounds"]
@@ -49,23 +60,28 @@ def draw_topology(spec: dict[str, Any], path: Path) -> Path:
         for edges, arc in ((wraps, True), ([e for e in round_["edges"] if e not in wraps], False)):
             if not edges:
                 continue
+            if directed:
+                shape = {"arrows": True, "arrowstyle": "-|>", "arrowsize": 12, "node_size": 300,
+                         "connectionstyle": "arc3,rad=0.12"}
+            elif arc:
+                shape = {"arrows": True, "arrowstyle": "-", "connectionstyle": "arc3,rad=0.25"}
+            else:
+                shape = {}
             nx.draw_networkx_edges(graph, pos, edgelist=[(i, j) for i, j, _ in edges], ax=ax,
-                                   width=[0.5 + 4.0 * w for _, _, w in edges], edge_color=[colour] * len(edges),
-                                   label=None if arc else label,
-                                   **({"arrows": True, "arrowstyle": "-", "connectionstyle": "arc3,rad=0.25"}
-                                      if arc else {}))
+                                   width=[0.5 + 4.0 * w for _, _, w in edges],
+                                   edge_color=[colour] * len(edges), label=None if arc else label, **shape)
+            if directed and label:  # arrows (patches) take no legend entry of their own
+                ax.plot([], [], color=colour, label=label)
     nx.draw_networkx_nodes(graph, pos, node_size=300 if spec["n"] <= 32 else 60, node_color="#4c72b0", ax=ax)
     if spec["n"] <= 32:
         nx.draw_networkx_labels(graph, pos, font_size=8, font_color="white", ax=ax)
     if 1 < len(rounds) <= 12:
         ax.legend(loc="upper right", fontsize=7, frameon=False)
     period = f", period {len(rounds)}" if len(rounds) > 1 else ""
-    ax.set_title(f"{spec['name']}, n={spec['n']}{period}\nspectral gap {spec['spectral_gap']:.4f}, "
-                 f"||W-J|| {spec['distance_to_average']:.4f}", fontsize=10)
+    rate = f"directed, mixing rate 1-|λ2| {spec['spectral_gap']:.4f}" if directed else \
+        f"spectral gap {spec['spectral_gap']:.4f}, ||W-J|| {spec['distance_to_average']:.4f}"
+    ax.set_title(f"{spec['name']}, n={spec['n']}{period}\n{rate}", fontsize=10)
     ax.set_axis_off()
     ax.set_aspect("equal")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
