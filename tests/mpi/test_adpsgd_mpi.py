@@ -86,3 +86,13 @@ def test_adpsgd_is_refused_where_it_cannot_run(tmp_path):
     assert "optimizer=adpsgd) reads and writes the neighbours' models through MPI one-sided windows" in local.stderr
     net = launch(2, ["optimizer=adpsgd", "network=ethernet_1g"], tmp_path)
     assert net.returncode != 0 and "optimizer=adpsgd is asynchronous" in net.stderr
+
+
+@pytest.mark.slow
+def test_the_straggler_benchmark_smoke_mode_prints_its_table():
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "scripts" / "bench_straggler.py"), "--smoke"], cwd=root,
+                          capture_output=True, text=True, timeout=600, env=mpi_env(), check=False)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| dsgd") or line.startswith("| adpsgd")]
+    assert len(rows) == 4 and all(r.count("|") == 9 for r in rows)
