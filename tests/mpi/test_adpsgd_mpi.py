@@ -96,3 +96,18 @@ def test_the_straggler_benchmark_smoke_mode_prints_its_table():
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| dsgd") or line.startswith("| adpsgd")]
     assert len(rows) == 4 and all(r.count("|") == 9 for r in rows)
+
+
+def test_an_asynchronous_run_resumes_from_its_checkpoint(tmp_path):
+    """Not bit-exact (the averagings' order is the machines'), but it continues: every rank's
+    window restarts from its checkpointed model and the epochs' step budgets carry on."""
+    args = ["optimizer=adpsgd", "model=mlp", "model.hidden=[32]", "trainer.checkpoint_every=1", "hydra.run.dir=run"]
+    first = launch(2, [*args, "trainer.epochs=2"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = launch(2, [*args, "trainer.epochs=3", "resume=true"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    rows = _rows(tmp_path / "run" / "metrics.csv")
+    steps = [int(r["step"]) for r in rows]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3] and steps == [0, steps[1], 2 * steps[1], 3 * steps[1]]
+    assert float(rows[3]["test_acc"]) > 0.5
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
