@@ -11,7 +11,7 @@ from compoptim.comm import run_local
 from compoptim.errors import UserError
 from compoptim.optim import FlatParameters
 from compoptim.optim.powergossip import PowerGossip, message_numel, plan_blocks
-from compoptim.topology import ring
+from compoptim.topology import one_peer_exponential, ring
 from tests.test_optim import DATA, _loss_backward, make, mlp, opt_cfg
 
 LENET5 = ((6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,), (10, 84), (10,))
@@ -107,6 +107,15 @@ def test_rank_one_consensus_keeps_the_sum_and_reaches_the_average():
         torch.testing.assert_close(total, starts.sum(dim=0).reshape(-1), rtol=0, atol=1e-12)
     assert max((h[-1] - mean).abs().max().item() for h in histories) < 1e-9
     assert max((h[5] - mean).abs().max().item() for h in histories) > 1e-3  # it took many rounds
+
+
+def test_a_node_without_a_peer_in_a_round_still_takes_part():
+    """One-peer exponential over 5 nodes: some node sits out each round; nothing hangs, the sum holds."""
+    starts = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    histories = _gossip_only(one_peer_exponential(5), starts, rank=1, rounds=12)
+    total = sum(h[-1] for h in histories)
+    torch.testing.assert_close(total, starts.sum(dim=0).reshape(-1), rtol=0, atol=1e-12)
+    assert any(not one_peer_exponential(5).neighbors(i, r) for i in range(5) for r in range(12))
 
 
 def test_powergossip_resumes_bit_exactly():

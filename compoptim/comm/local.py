@@ -94,11 +94,12 @@ class LocalCommunicator(Communicator):
         self._in_flight = 1
         parity = self._exchanges % 2
         self._exchanges += 1
-        distinct = list({id(t): t for t in sends if t is not None}.values())
+        distinct = list({id(t): t for t in sends}.values())
         if len(distinct) <= 1:  # a broadcast (or nothing): one slot every destination reads
-            posted: object = self._copy(parity, 0, distinct[0]) if distinct else None
+            posted: object = self._copy(parity, 0, distinct[0]) if distinct and distinct[0] is not None else None
         else:  # a message per edge: the destination finds its own by its rank
-            posted = {j: None if t is None else self._copy(parity, k, t) for k, (t, j) in enumerate(zip(sends, dests))}
+            posted = {j: None if t is None else self._copy(parity, k, t)
+                      for k, (t, j) in enumerate(zip(sends, dests))}
         self._hub.send[self.rank][parity] = posted
         return parity, sources
 

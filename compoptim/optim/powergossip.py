@@ -134,8 +134,8 @@ class PowerGossip(Gossip):
         even = self.rounds % 2 == 0
         self.rounds += 1
         _, weights = self.comm.topology.weights(self.comm.rank, step)
-        if not weights:
-            return
+        # A node without a peer this round still takes part (the in-process backend meets
+        # every node at every exchange): it sends and receives nothing.
         numel = message_numel(self.blocks, even)
         mine = [self._products(v, j, even, numel) for j in weights]
         received = self.comm.exchange_edges([m.view(torch.uint8) for m in mine], step)
