@@ -136,8 +136,10 @@ def test_powergossip_resumes_bit_exactly():
             opt.step()
         return flat.params.clone()
 
-    straight = run_local(ring(3), lambda comm, models=[mlp() for _ in range(3)]: node(comm, -1, models))
-    resumed = run_local(ring(3), lambda comm, models=[mlp() for _ in range(3)]: node(comm, 5, models))
+    models = [mlp() for _ in range(3)]
+    straight = run_local(ring(3), lambda comm: node(comm, -1, models))
+    models = [mlp() for _ in range(3)]
+    resumed = run_local(ring(3), lambda comm: node(comm, 5, models))
     assert all(torch.equal(a, b) for a, b in zip(straight, resumed))
 
 
