@@ -180,6 +180,11 @@ class _Pass:
         self.waiting = 0  # nodes that reached an exchange in this pass
         self.finished = 0  # nodes that ended, over the whole run
         self.failed = False
+        # Whether the workers stop after this barrier: decided once, in the barrier's action,
+        # so every worker reads the same answer. (Reading ``failed`` and ``running`` after
+        # the barrier raced: a worker that woke first could run a node that failed or ended
+        # before a slower worker looked, and the two then parted, one waiting for ever.)
+        self.stop = False
         self.lock = threading.Lock()
 
     def node_ended(self, failed: bool) -> None:
@@ -215,6 +220,7 @@ def run_nodes(comms: Sequence[LocalCommunicator], fns: Sequence[Callable[[], Any
                             f"already returned will never join")
             state.failed = True
         state.waiting = 0
+        state.stop = state.failed or state.running == 0
 
     barrier = threading.Barrier(hub.workers, action=agree)
 
@@ -243,7 +249,7 @@ def run_nodes(comms: Sequence[LocalCommunicator], fns: Sequence[Callable[[], Any
                         state.node_waits()
                 nodes = [g for g in nodes if not g.dead]
                 barrier.wait()
-                if state.failed or state.running == 0:
+                if state.stop:
                     break
         except threading.BrokenBarrierError:
             pass
