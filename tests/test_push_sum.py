@@ -11,35 +11,20 @@ import torch
 import compoptim
 from compoptim.comm import run_local
 from compoptim.errors import UserError
-from compoptim.optim import FlatParameters
 from compoptim.optim.gossip import PushSumGossip
 from compoptim.topology import Topology, ring
 from compoptim.topology.builders import directed_exponential, one_peer_directed_exponential
 from compoptim.topology.directed import directed_from_pairs, push_weights
-from tests.test_optim import D, N, Vector, least_squares, make, opt_cfg, relative_error
+from tests.test_optim import D, N, least_squares, relative_error, solve
 
 # 8 nodes: a directed ring plus chords, irregular out-degrees: W is column but not row stochastic.
 LINKS = [(i, (i + 1) % N) for i in range(N)] + [(0, 3), (0, 5), (2, 6), (4, 1), (5, 2), (7, 3)]
 DIGRAPH = Topology("digraph", (push_weights(directed_from_pairs(N, LINKS)),), directed=True)
 
 
-def sgp_nodes(topology, steps, *overrides, observe=None):
+def sgp_nodes(topology, steps, *overrides):
     """SGP on the heterogeneous least-squares problem, full local gradients; each node's de-biased x."""
-    a, b, _ = least_squares()
-    cfg = opt_cfg("sgp", *overrides)
-
-    def node(comm):
-        flat = FlatParameters(Vector(torch.zeros(D, dtype=torch.float64)))
-        opt = make(cfg, flat, comm)
-        i = comm.rank
-        for _ in range(steps):
-            flat.grads.copy_(a[i].T @ (a[i] @ flat.params - b[i]))
-            opt.step()
-            if observe is not None:
-                observe(comm, opt)
-        return flat.params.clone()
-
-    return torch.stack(run_local(topology, node))
+    return solve("sgp", steps, *overrides, topology=topology)
 
 
 def sgp_reference(topology, steps, lr):
@@ -98,8 +83,6 @@ def test_push_sum_preserves_the_sums_and_reaches_the_exact_average():
 
 def test_sgp_on_an_undirected_graph_keeps_weights_at_one_and_is_dsgd_in_atc_form():
     """A symmetric doubly stochastic W keeps every push-sum weight at 1: SGP is then D-PSGD (ATC)."""
-    from tests.test_optim import solve
-
     sgp = sgp_nodes(ring(N), 30, "optimizer.lr=0.01")
     dsgd = solve("dsgd", 30, "optimizer.lr=0.01", "optimizer.order=atc")
     torch.testing.assert_close(sgp, dsgd, rtol=1e-12, atol=1e-12)
