@@ -29,6 +29,7 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig
 
 from compoptim.errors import UserError, check_range
+from hydra_plugins.compoptim_plugins.failures import end_on_failures
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ def check_settings(nprocs: int, mpirun: str, program: str, max_parallel: int, ti
         if shutil.which(path) is None:
             raise UserError(f"hydra.launcher.{key}={path} is not an executable program (a path, or a name on "
                             f"PATH); set hydra.launcher.{key}=PATH")
-
-
-class JobFailed(SystemExit):
-    """Raised when a failed job's return value is read (what Hydra's sweepers do): ends the
-    sweep with exit code 1 and one line listing every failed job of the batch (a SystemExit,
-    so Hydra passes it through instead of printing a stack trace)."""
 
 
 class MPILauncher(Launcher):
@@ -113,13 +108,7 @@ class MPILauncher(Launcher):
                 out.close()
                 running.remove(job)
                 results[idx] = self._job_return(idx, overrides, job_dir, proc.returncode, timed_out)
-        failed = [r for r in results.values() if r.status == JobStatus.FAILED]
-        if failed:
-            reasons = "; ".join(str(r._return_value) for r in failed)
-            message = f"compoptim-run: error: {len(failed)} of {len(results)} jobs failed: {reasons}"
-            for r in failed:
-                r.return_value = JobFailed(message)
-        return [results[i] for i in sorted(results)]
+        return end_on_failures([results[i] for i in sorted(results)])
 
     def _job_return(self, idx: int, overrides: Sequence[str], job_dir: Path, code: int,
                     timed_out: bool) -> JobReturn:
