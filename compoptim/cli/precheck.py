@@ -23,6 +23,7 @@ from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
 from compoptim.cli.world import lock_run_dir
 from compoptim.config import GROUPS, composer, group_options, normalize_overrides
+from compoptim.config.plugins import missing_package
 from compoptim.errors import UserError, unknown_choice
 from compoptim.registry import to_plain
 
@@ -61,6 +62,10 @@ def check_command_line(overrides: list[str], multirun: bool) -> tuple[str | None
         if override.is_sweep_override() and not multirun:
             return f"'{override.input_line}' is a sweep; add -m (--multirun), or give its one value alone", None
         group = override.key_or_group
+        for value in values:
+            missing = missing_package(group, value)
+            if missing:
+                return missing, None
         if _is_group(override) and not override.is_delete():
             for value in values:
                 if value not in group_options(group):
@@ -194,5 +199,12 @@ def _allowed_hint(object_type: type | None) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The message's first line, with the lines it introduces when it ends in a colon (Hydra's
+    "ConfigKeyError raised while composing config:" says what is wrong only on the next)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines.pop(0)
+    while text.endswith(":") and lines:
+        text = f"{text} {lines.pop(0)}"
+    return text

@@ -45,7 +45,7 @@ log = logging.getLogger("compoptim")
 # The command line as typed (sys.argv is rewritten for Hydra below).
 _COMMAND: list[str] = []
 # Hydra settings that keep ranks other than 0 from writing shared files.
-_WORKER_OVERRIDES = ["hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+WORKER_OVERRIDES = ["hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"]
 
 
 def main() -> None:
@@ -107,7 +107,7 @@ def _main(world: MPI.Comm) -> None:
     # come from rank 0 only (unless another sweeper is chosen).
     sweeper = ["hydra/sweeper=rank_zero"] if args.multirun and not any(
         a.startswith("hydra/sweeper=") for a in argv) else []
-    sys.argv = [sys.argv[0], *argv, *sweeper, *(_WORKER_OVERRIDES if rank else [])]
+    sys.argv = [sys.argv[0], *argv, *sweeper, *(WORKER_OVERRIDES if rank else [])]
     _hydra_entry()
 
 

@@ -160,6 +160,21 @@ def mark_failed(run_dir: Path, error: BaseException, rank: int | None = None) ->
         pass  # an unwritable run dir (a full disk) must not hide the original error
 
 
+def mark_killed(run_dir: Path, reason: str) -> bool:
+    """A run whose processes are gone while its summary.json still says ``running`` (seen
+    from outside: the node went down with its watchdog, say) becomes ``killed`` with
+    ``reason``; True if it was marked. A status the run wrote itself is kept."""
+    path = Path(run_dir) / "summary.json"
+    summary = _read_summary(path)
+    if summary.get("status") != "running":
+        return False
+    try:
+        atomic_write_text(path, _to_json({**summary, "status": "killed", "error": reason}))
+    except (OSError, UserError):
+        return False
+    return True
+
+
 def _read_summary(path: Path) -> dict[str, Any]:
     try:
         summary = json.loads(path.read_text()) if path.exists() else {}
