@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # torch is imported only when a run starts
 # of grace keeps the last lines a failing rank wrote.
 _FORWARD_GRACE_S = 0.5
 # Environment variables through which launchers announce the job size.
-_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
 
 # More intra-op threads than any machine has cores (torch refuses far larger counts with a traceback).
 _MAX_THREADS = 4096
@@ -39,10 +39,16 @@ def check_launcher(comm: MPI.Comm) -> None:
     for var in _LAUNCHER_SIZE_VARS:
         announced = os.environ.get(var, "1")
         if announced.isdigit() and int(announced) > 1:
+            library = " ".join(MPI.Get_library_version().splitlines()[0].split())
+            if var == "SLURM_STEP_NUM_TASKS":  # srun without a PMI this MPI reads
+                raise AgreedExit(
+                    f"compoptim-run: error: started by srun as one of {announced} tasks but MPI sees only 1: srun "
+                    f"gave no PMI that {library} reads; use srun --mpi=pmi2 (srun --mpi=list shows what this "
+                    f"SLURM offers), or mpirun inside the allocation")
             raise AgreedExit(
                 f"compoptim-run: error: started as one of {announced} processes ({var}) but MPI sees only 1: "
                 f"the mpirun/mpiexec used is not from the MPI library mpi4py uses "
-                f"({MPI.Get_library_version().splitlines()[0].strip()}); use that library's launcher"
+                f"({library}); use that library's launcher"
             )
 
 

@@ -175,6 +175,19 @@ def test_launcher_of_another_mpi_library_is_refused(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_srun_without_a_pmi_is_refused(tmp_path):
+    """srun's tasks with no PMI MPI reads (srun without --mpi where MpiDefault=none): one line,
+    naming the fix, instead of each task training alone (tests/slurm/ does it under srun)."""
+    env = {**mpi_env(), "SLURM_STEP_NUM_TASKS": "4"}
+    result = subprocess.run([tool("compoptim-run"), *FAST], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=TIMEOUT, env=env, check=False)
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("compoptim-run: error: started by srun as one of 4 tasks but MPI sees only 1: srun gave no "
+                           "PMI that ") and "; use srun --mpi=pmi2 (" in line, result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
 @pytest.mark.parametrize("np_, topology, degrees", [(6, "torus", [3]), (5, "one_peer_exponential", None),
                                                    (4, "star", [3, 1, 1, 1]), (3, "none", [0]),
                                                    (4, "random_matching", [1, 1, 1, 1])])
