@@ -41,7 +41,6 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQue
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import OmegaConf
 
-from compoptim.train.writer import mark_killed
 from hydra_plugins.compoptim_plugins.failures import JobFailed, end_on_failures
 
 log = logging.getLogger(__name__)
@@ -84,6 +83,8 @@ class SlurmMPILauncher(SlurmLauncher):
         return super().__call__(overrides, job_dir_key, job_num, job_id, singleton_state)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from compoptim.train.writer import mark_killed  # torch: not for the command-line checks
+
         jobs = self._submit(job_overrides, initial_job_idx)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         todo = {job.job_id: (initial_job_idx + i, list(overrides), job)
