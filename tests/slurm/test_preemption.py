@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 from tests.slurm.cluster import doc_script, epochs_written, wait_for
@@ -18,6 +19,16 @@ def rows(run: Path) -> list[dict[str, str]]:
     """metrics.csv without its timings."""
     with open(run / "metrics.csv") as f:
         return [{k: v for k, v in r.items() if "time" not in k} for r in csv.DictReader(f)]
+
+
+def exit_codes(log: str) -> dict[int, int]:
+    """task -> exit code, from srun's lines ``srun: error: vm: tasks 0-2,5: Exited with exit code 3``."""
+    codes = {}
+    for tasks, code in re.findall(r"tasks? ([\d,-]+): Exited with exit code (\d+)", log):
+        for part in tasks.split(","):
+            first, _, last = part.partition("-")
+            codes.update({task: int(code) for task in range(int(first), int(last or first) + 1)})
+    return codes
 
 
 def test_sigterm_checkpoints_requeues_and_resumes_to_the_uninterrupted_result(cluster, tmp_path):
@@ -43,7 +54,7 @@ def test_sigterm_checkpoints_requeues_and_resumes_to_the_uninterrupted_result(cl
     assert cluster.wait_end(preempted) == "COMPLETED"
     assert cluster.wait_end(uninterrupted) == "COMPLETED"
     log = (tmp_path / f"slurm-{preempted}.out").read_text()  # both attempts, appended
-    assert "tasks 0-3: Exited with exit code 3" in log  # every rank, the exit code of `preempted`
+    assert exit_codes(log) == {task: 3 for task in range(4)}  # every rank, the exit code of `preempted`
     assert f"resumed from {run}/checkpoints/epoch_{stopped_at:05d} (epoch {stopped_at}, " in log
     assert log.count("done: test acc") == 1
     summary = json.loads((run / "summary.json").read_text())
