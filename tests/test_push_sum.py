@@ -46,6 +46,7 @@ def test_sgp_matches_the_numpy_reference_iterate_by_iterate(topology):
         np.testing.assert_allclose(ours, sgp_reference(topology, steps, 0.01), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.slow  # 13 s: long runs at two step sizes
 def test_sgp_settles_in_a_neighbourhood_of_the_optimum_that_shrinks_with_the_step_size():
     """Heterogeneous local optima, constant step: SGP (like D-PSGD) settles at an O(lr) distance from x*."""
     *_, x_star = least_squares()
