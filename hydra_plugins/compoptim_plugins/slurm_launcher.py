@@ -143,7 +143,8 @@ class SlurmMPILauncher(SlurmLauncher):
             jobs = executor.map_array(self, *zip(*params))
         except submitit.core.utils.FailedJobError as exc:  # sbatch refused the array (a limit, a partition)
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-            raise JobFailed(f"compoptim-run: error: SLURM refused the sweep's {len(params)} jobs: {lines[-1]}") from None
+            raise JobFailed(f"compoptim-run: error: SLURM refused the sweep's {len(params)} jobs: "
+                            f"{lines[-1]}") from None
         log.info(f"SLURM jobs {', '.join(j.job_id for j in jobs)}: waiting for them "
                  f"(squeue shows them; scancel ends them)")
         return jobs

@@ -72,7 +72,8 @@ def step_processes(cluster, job: str) -> tuple[list[int], list[int]]:
     job = cluster.run("squeue", "-h", "-j", job, "-o", "%A").stdout.strip()  # an array task's own job id
     step = subprocess.run(["pgrep", "-f", rf"slurmstepd: \[{job}\.0\]"], capture_output=True, text=True, check=False)
     rows = [line.split() for line in cluster.run("scontrol", "listpids", job).stdout.splitlines()[1:]]
-    return [int(p) for p in step.stdout.split()], [int(r[0]) for r in rows if len(r) >= 4 and r[2] == "0" and r[3] != "-"]
+    tasks = [int(r[0]) for r in rows if len(r) >= 4 and r[2] == "0" and r[3] != "-"]  # step 0, a local task id
+    return [int(p) for p in step.stdout.split()], tasks
 
 
 VICTIM = 1  # the sweep's job that SLURM or the kernel ends

@@ -41,8 +41,9 @@ def test_a_sweep_of_slurm_jobs_equals_the_mpi_launchers(cluster, tmp_path):
 
 def test_a_sweep_slurm_refuses_ends_in_one_line(cluster, tmp_path):
     """timeout_min above the partition's 30 minutes: sbatch refuses the array (EnforcePartLimits)."""
-    proc = cluster.run(tool("compoptim-run"), "-m", "seed=0,1", *replacing(list(SLURM_JOBS), "hydra.launcher.timeout_min=60"),
-                       "hydra.sweep.dir=sweep", cwd=tmp_path, timeout=120)
+    too_long = replacing(list(SLURM_JOBS), "hydra.launcher.timeout_min=60")
+    proc = cluster.run(tool("compoptim-run"), "-m", "seed=0,1", *too_long, "hydra.sweep.dir=sweep", cwd=tmp_path,
+                       timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == (
         "compoptim-run: error: SLURM refused the sweep's 2 jobs: sbatch: error: Batch job submission failed: "
