@@ -139,6 +139,60 @@ def optimizer_rows(common: list[str], repeats: int) -> list[dict]:
     return rows
 
 
+def topk_rows(sizes: list[int], repeats: int) -> list[dict]:
+    """Top-1% encode + decode_add (this process, one thread) against torch.topk + index_add_ on
+    the same vector, and decode_add alone against index_add_ with ready int64 indices and
+    against the previous decode (indices widened to int64 and shifted on every call)."""
+    import torch
+
+    from compoptim.compress import CompressContext, build_compressor
+
+    torch.set_num_threads(1)
+    rows = []
+    for numel in sizes:
+        x = torch.randn(numel, generator=torch.Generator().manual_seed(0))
+        out = torch.zeros(numel)
+        c = build_compressor({"name": "topk", "ratio": 0.01}, CompressContext())
+        k = c._plan(numel).keep[0]
+        payload = c.encode(x)
+        plan = c._plan(numel)
+        fields = plan.wire.views(payload)
+        ready = plan.flat_indices(fields).to(torch.int64)
+        values = fields["values"]
+
+        def torch_topk(x=x, out=out, k=k):
+            idx = torch.topk(x.abs(), k, sorted=False).indices
+            out.index_add_(0, idx, x[idx])
+
+        def widened_each_call(plan=plan, fields=fields, out=out, values=values):
+            idx = torch.cat([fields[name].to(torch.int64) for name in plan.index_fields])
+            out.index_add_(0, idx, values)
+
+        contenders = {"encode+decode_add": lambda c=c, x=x, out=out: c.decode_add(c.encode(x), out, 1.0),
+                      "torch.topk+index_add_": torch_topk,
+                      "decode_add": lambda c=c, p=payload, out=out: c.decode_add(p, out, 1.0),
+                      "index_add_, int64 indices ready": lambda o=out, i=ready, v=values: o.index_add_(0, i, v),
+                      "decode_add widening indices each call": widened_each_call}
+        steps = max(3, 2_000_000 // numel)
+        times = {name: [] for name in contenders}
+        for fn in contenders.values():
+            _time_block(fn, steps)
+        for _ in range(repeats):
+            for name, fn in contenders.items():
+                times[name].append(_time_block(fn, steps))
+        rows.append({"numel": numel, "k": k, **{name: 1e3 * statistics.median(ts) for name, ts in times.items()}})
+    return rows
+
+
+def topk_table(rows: list[dict]) -> str:
+    head = "| floats (k) | measured | ms | baseline | baseline ms | ratio |"
+    pairs = [("encode+decode_add", "torch.topk+index_add_"), ("decode_add", "index_add_, int64 indices ready"),
+             ("decode_add", "decode_add widening indices each call")]
+    lines = [f"| {r['numel']:,} ({r['k']:,}) | top-1% {a} | {r[a]:.4f} | {b} | {r[b]:.4f} | {r[a] / r[b]:.3f} |"
+             for r in rows for a, b in pairs]
+    return markdown_table(head, lines)
+
+
 def _time_block(fn, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
@@ -193,10 +247,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per rank (default: the rank's share of the cores, as compoptim-run)")
     parser.add_argument("--mpirun-args", default="", help="extra mpirun arguments, one string")
+    parser.add_argument("--topk-sizes", type=int, nargs="*", default=[269_722, 10_000_000],
+                        help="vector lengths of the top-k rows (none: no top-k rows)")
+    parser.add_argument("--only-topk", action="store_true", help="only the top-k rows (no MPI jobs)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.variants, args.common, args.steps, args.repeats, args.threads)
+        return
+    if args.only_topk:
+        print(topk_table(topk_rows(args.topk_sizes, args.repeats)))
         return
     threads = ["--threads", str(args.threads)] if args.threads else []
     rows = [row for np_ in args.nps for row in run_worker(__file__, np_, [
@@ -206,6 +266,8 @@ def main() -> None:
     cores = usable_cores()[0]
     print(f"{cores} cores; common: {' '.join(args.common)}")
     print(table(rows, opt_rows, cores))
+    if args.topk_sizes:
+        print(topk_table(topk_rows(args.topk_sizes, args.repeats)))
 
 
 if __name__ == "__main__":

@@ -244,6 +244,30 @@ def test_topk_keeps_the_largest_entries_per_vector_and_per_layer():
             set(seg.abs().topk(_k(0.1, length)).indices.tolist())
 
 
+@pytest.mark.parametrize("numel, per_layer", [(1000, False), (70_000, False), (70_000, True)])
+def test_topk_decode_add_is_the_weighted_kept_entries_with_no_per_call_index_copy(numel, per_layer):
+    """Every index width (uint8 and uint16 layers, int32 for a long vector) decodes to the
+    exact weighted sum; the flat indices are the wire's own field or one kept buffer."""
+    x = torch.randn(numel, generator=torch.Generator().manual_seed(3))
+    shapes = [(numel - 66_200,), (200,), (66_000,)] if numel > 66_200 else [(numel,)]
+    c = build_compressor({"name": "topk", "ratio": 0.05, "per_layer": per_layer}, CompressContext(layout=tuple(shapes)))
+    payload = c.encode(x)
+    start = torch.randn(numel, generator=torch.Generator().manual_seed(4))
+    out = start.clone()
+    c.decode_add(payload, out, 0.3)
+    kept = c.decode(payload, numel)
+    expected = start.clone()
+    mask = kept != 0
+    expected[mask] += 0.3 * x[mask]
+    assert torch.equal(out, expected)
+    plan = c._plan(numel)
+    fields = plan.wire.views(payload)
+    first = plan.flat_indices(fields)
+    assert first.dtype == torch.int32 and first.data_ptr() == plan.flat_indices(fields).data_ptr()
+    if numel > 65_536 and not per_layer:  # the payload's own int32 field: nothing copied
+        assert first.data_ptr() == fields["index32"].data_ptr()
+
+
 def test_lowrank_is_exact_on_a_low_rank_matrix():
     g = torch.Generator().manual_seed(0)
     x = vector()

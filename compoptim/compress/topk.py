@@ -64,14 +64,10 @@ class TopK(Compressor):
             torch.index_select(segment, 0, idx, out=fields["values"][value_start : value_start + k])
         return payload
 
-    def _global_indices(self, payload: torch.Tensor, plan: _Plan) -> tuple[torch.Tensor, torch.Tensor]:
-        fields = plan.wire.views(payload)
-        local = torch.cat([fields[name].to(torch.int64) for name in plan.index_fields])
-        return local.add_(plan.offsets(payload.device)), fields["values"]
-
     def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
-        idx, values = self._global_indices(payload, self._plan(out.numel()))
-        out.index_add_(0, idx, values, alpha=weight)
+        plan = self._plan(out.numel())
+        fields = plan.wire.views(payload)
+        out.index_add_(0, plan.flat_indices(fields), fields["values"], alpha=weight)
 
 
 def largest_indices(magnitudes: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -145,13 +141,33 @@ class _Plan:
         self.index_fields = list(field_count)  # widest first
         self.wire = WireFormat([("values", dtype, value_cursor)]
                                + [(name, field_dtype[name], field_count[name]) for name in self.index_fields])
-        self._offsets: dict[torch.device, torch.Tensor] = {}
+        # index_add_ takes int32 or int64 indices: the flat vector's positions in the narrowest.
+        numel = max((offset + length for offset, length, _ in segments), default=0)
+        self.index_dtype = torch.int32 if numel <= 2**31 else torch.int64
+        self.offset_free = all(self.segments[s][0] == 0 for s in self.order)
+        self._decoded: dict[torch.device, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
-    def offsets(self, device: torch.device) -> torch.Tensor:
-        """Per kept entry (in wire order), the start of its segment in the flat vector."""
-        off = self._offsets.get(device)
-        if off is None:
-            off = torch.cat([torch.full((self.keep[s],), self.segments[s][0], dtype=torch.int64)
-                             for s in self.order]).to(device)
-            self._offsets[device] = off
-        return off
+    def flat_indices(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The kept entries' positions in the flat vector (in wire order), as index_add_ takes
+        them: the wire's own field where it already is one (one segment, 32 or 64 bits), else
+        widened and shifted by each segment's start into a buffer kept per device (no
+        per-call conversion or allocation)."""
+        if len(self.index_fields) == 1 and self.offset_free:
+            field = fields[self.index_fields[0]]
+            if field.dtype in (torch.int32, torch.int64):
+                return field
+        device = fields["values"].device
+        kept = self._decoded.get(device)
+        if kept is None:
+            total = sum(self.keep)
+            offsets = None if self.offset_free else torch.cat(
+                [torch.full((self.keep[s],), self.segments[s][0], dtype=self.index_dtype) for s in self.order]
+            ).to(device)
+            kept = self._decoded[device] = (torch.empty(total, dtype=self.index_dtype, device=device), offsets)
+        flat, offsets = kept
+        start = 0
+        for name in self.index_fields:
+            field = fields[name]
+            flat[start : start + field.numel()].copy_(field)
+            start += field.numel()
+        return flat if offsets is None else flat.add_(offsets)

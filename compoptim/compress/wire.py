@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+_KEPT_VIEWS = 8  # payloads whose field views a format keeps (a node's send buffer and its neighbours')
+
 
 class WireFormat:
     """Fields ``(name, dtype, count)`` placed in order, each at an offset aligned to its
@@ -12,21 +14,34 @@ class WireFormat:
 
     def __init__(self, fields: list[tuple[str, torch.dtype, int]]) -> None:
         self.fields: dict[str, tuple[int, torch.dtype, int]] = {}
+        self._spans: list[tuple[str, int, int, torch.dtype]] = []  # (name, start, end, dtype) in bytes
         offset = 0
         for name, dtype, count in fields:
-            size = torch.empty((), dtype=dtype).element_size()
+            size = dtype.itemsize
             offset = -(-offset // size) * size
             self.fields[name] = (offset, dtype, count)
+            self._spans.append((name, offset, offset + size * count, dtype))
             offset += size * count
         self.nbytes = offset
+        self._views: dict[tuple[int, torch.device], tuple[torch.Tensor, dict[str, torch.Tensor]]] = {}
 
     def views(self, payload: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Typed views of every field of ``payload`` (no copies)."""
-        out = {}
-        for name, (offset, dtype, count) in self.fields.items():
-            size = torch.empty((), dtype=dtype).element_size()
-            out[name] = payload[offset : offset + size * count].view(dtype)
-        return out
+        """Typed views of every field of ``payload`` (no copies).
+
+        The views of the last few payloads are kept: the hot path decodes the same send and
+        receive buffers every round, and building the views costs more than a top-k
+        ``index_add_``. A kept entry holds its payload, so its memory cannot be reused while
+        kept: another tensor starting at the same address is a view of the same bytes."""
+        key = (payload.data_ptr(), payload.device)
+        kept = self._views.get(key)
+        # Still over the same bytes (a buffer resized in place moves its views' memory too)?
+        if kept is not None and self._spans and kept[1][self._spans[0][0]].data_ptr() == key[0] + self._spans[0][1]:
+            return kept[1]
+        views = {name: payload[start:end].view(dtype) for name, start, end, dtype in self._spans}
+        if len(self._views) >= _KEPT_VIEWS:
+            self._views.clear()
+        self._views[key] = (payload, views)
+        return views
 
 
 class PayloadBuffer:
