@@ -119,10 +119,17 @@ stop() {
     [ -f "$dir/$name.pid" ] && kill -9 "$(cat "$dir/$name.pid")" 2>/dev/null || true
     rm -f "$dir/$name.pid"
   done
+  # Any daemon of this cluster the pid files missed (a pid file rewritten or removed): they
+  # are the ones whose SLURM_CONF is this DIR's.
+  for pid in $(pgrep -x slurmd; pgrep -x slurmctld); do
+    { tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null | grep -qx "SLURM_CONF=$dir/slurm.conf" \
+      && kill -9 "$pid" 2>/dev/null || true
+  done
   if [ -f "$dir/munge/munged.pid" ]; then
     kill "$(cat "$dir/munge/munged.pid")" 2>/dev/null || true
     rm -f "$dir/munge/munged.pid"
   fi
+  pkill -f -- "--socket=$dir/munge/munge.socket" 2>/dev/null || true
 }
 
 start() {
