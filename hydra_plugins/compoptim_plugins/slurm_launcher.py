@@ -12,8 +12,9 @@ running SLURM (tests/slurm/):
 - in every task but rank 0, Hydra writes no ``.hydra/`` and no log file, as compoptim-run
   does under mpirun (otherwise every rank appends to the job's log);
 - the sweep waits for every job and asks SLURM itself (``squeue``, no accounting database
-  needed) how each one ended: a job that SLURM ended without a result (``scancel``, a time
-  limit, a node failure) is a failed job with SLURM's state and the run's own status, and a
+  needed) how each one ended: a job that SLURM ended without a result (its ranks SIGKILLed,
+  a node failure; a cancelled or timed-out run usually records ``preempted`` itself, having
+  had SIGTERM first) is a failed job with SLURM's state and the run's own status, and a
   job that can never start (a time limit above the partition's) is cancelled and failed at
   once, instead of the sweep waiting for ever;
 - failed jobs end the sweep as ``hydra/launcher=mpi`` does: all jobs run, then exit code 1
