@@ -54,7 +54,8 @@ class Communicator(ABC):
         # Weights (in-neighbours) and out-neighbours per round of the topology's period,
         # computed once (not per step).
         self._round_weights = [topology.weights(rank, r) for r in range(topology.period)]
-        self._round_out = [topology.out_neighbors(rank, r) for r in range(topology.period)]
+        self._round_in = [tuple(w[1]) for w in self._round_weights]
+        self._round_out = [tuple(topology.out_neighbors(rank, r)) for r in range(topology.period)]
 
     def neighbor_mix(
         self, payload: torch.Tensor, compressor: Compressor, out: torch.Tensor, step: int = 0,
@@ -89,7 +90,7 @@ class Communicator(ABC):
             self.clock.posted()
         start = time.perf_counter()
         r = step % self.topology.period
-        sources, dests = list(self._round_weights[r][1]), self._round_out[r]
+        sources, dests = self._round_in[r], self._round_out[r]
         handle = self._start([payload] * len(dests), sources, dests, nbytes, skippable or payload is None)
         self.counters.comm_time_s += time.perf_counter() - start
         return PendingMix(payload, step, handle)
@@ -113,7 +114,7 @@ class Communicator(ABC):
         elif accumulate:
             compressor.decode_add(payload, out, self_w)
         else:
-            torch.mul(compressor.decode(payload, out.numel()), self_w, out=out)
+            compressor.decode_scaled(payload, out, self_w)
         for weight, buf in zip(nbr_w.values(), received):
             if buf is not None:  # None: that neighbour sent nothing this round, which adds nothing
                 compressor.decode_add(buf, out, weight)

@@ -6,6 +6,13 @@ time-varying graphs just change the neighbour list per round. Receive buffers ar
 once per payload size (for the largest degree over the schedule) and reused every step;
 payloads travel as the bytes of a uint8 tensor, never pickled.
 
+A round whose payload is one buffer sent to every neighbour (every exact and compressed
+gossip: the payload is the model itself or a compressor's kept buffer) runs on persistent
+requests (``Send_init``/``Recv_init``), created the first time that neighbour list, payload
+size, in-flight slot and send buffer meet and then only restarted (``Startall``) each round,
+with the receive rows' views kept beside them: the per-round Python and MPI set-up a
+round of fresh ``Isend``/``Irecv`` pays is paid once per run.
+
 CUDA payloads are staged through pinned host buffers (one copy each way), unless the MPI
 library is CUDA-aware (``cuda_aware=True``, or ``None`` to ask the library through
 ``MPIX_Query_cuda_support``), in which case device buffers go to MPI directly.
@@ -13,8 +20,10 @@ library is CUDA-aware (``cuda_aware=True``, or ``None`` to ask the library throu
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import time
+import weakref
 
 import numpy as np
 import torch
@@ -26,6 +35,8 @@ from compoptim.topology.base import Topology
 
 _GOSSIP_TAG = 7
 _ALIGN = 16
+_KEPT_CHANNELS = 64  # persistent channels kept before the idle ones are freed (send buffers that keep moving)
+_SPIN_S = 0.002  # with a timeout, a wait polls without sleeping this long first (a round is ~10 us to ~1 ms)
 
 
 def mpi_is_cuda_aware() -> bool:
@@ -67,6 +78,8 @@ class MPICommunicator(Communicator):
         self._buffers: dict[tuple, torch.Tensor] = {}
         self._in_flight: dict[int, int] = {}  # payload size -> exchanges of that size in flight
         self._pending: list[list] = []  # request lists of the exchanges started and not finished
+        self._channels: dict[tuple, _Channel] = {}  # persistent exchanges, by _start_channel's key
+        _OPEN.add(self)
         # progress() may be called from autograd's device thread (a CUDA backward pass):
         # only when the library allows calls from any thread, one at a time.
         self._can_poll = MPI.Query_thread() >= MPI.THREAD_SERIALIZED
@@ -80,9 +93,13 @@ class MPICommunicator(Communicator):
         return buf
 
     def _start(self, sends: list[torch.Tensor | None], sources: list[int], dests: list[int], nbytes: int,
-               skippable: bool = False) -> tuple:
+               skippable: bool = False) -> tuple | _Channel:
         if not sources and not dests:
             return ([], [], [], None, 0, False)
+        first = sends[0] if sends else None
+        if first is not None and not skippable and all(t is first for t in sends) and \
+                (first.device.type == "cpu" or self.cuda_aware):
+            return self._start_channel(first, sources, dests, nbytes)
         device = next((t.device for t in sends if t is not None), torch.device("cpu"))
         on_gpu = device.type != "cpu"
         staged = on_gpu and not self.cuda_aware
@@ -117,13 +134,75 @@ class MPICommunicator(Communicator):
         # Where a source may send an empty message, each receive's length is read from its status.
         return (requests, sources, dests, (recv, staged, device, stride, slot), nbytes, skippable)
 
+    def _start_channel(self, payload: torch.Tensor, sources, dests, nbytes: int) -> _Channel:
+        """Restart the persistent requests of this broadcast (created on first use)."""
+        slot = self._in_flight.get(nbytes, 0)
+        self._in_flight[nbytes] = slot + 1
+        key = (tuple(sources), tuple(dests), nbytes, slot, payload.data_ptr(), payload.device)
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self._new_channel(key, payload)
+        if payload.device.type != "cpu":  # MPI reads device memory outside torch's stream order
+            torch.cuda.current_stream(payload.device).synchronize()
+        MPI.Prequest.Startall(channel.requests)
+        channel.active = True
+        self._pending.append(channel.requests)
+        return channel
+
+    def _new_channel(self, key: tuple, payload: torch.Tensor) -> _Channel:
+        sources, dests, nbytes, slot, _, device = key
+        if len(self._channels) >= _KEPT_CHANNELS:  # free the idle ones: their send buffers have moved on
+            for old_key, old in list(self._channels.items()):
+                if not old.active:
+                    for request in old.requests:
+                        request.Free()
+                    del self._channels[old_key]
+        stride = -(-nbytes // _ALIGN) * _ALIGN
+        recv = self._buffer(("recv", nbytes, device, slot), (self._max_degree, stride), torch.uint8, device)[:, :nbytes]
+        rows = list(recv[: len(sources)])
+        # The payload viewed as exactly nbytes bytes: the buffer MPI is told to send.
+        wire = _buf(payload.reshape(-1)[:nbytes])
+        requests = [self.comm.Recv_init(_buf(row), source=j, tag=_GOSSIP_TAG) for row, j in zip(rows, sources)]
+        requests += [self.comm.Send_init(wire, dest=j, tag=_GOSSIP_TAG) for j in dests]
+        channel = self._channels[key] = _Channel(requests, rows, [*sources, *dests], nbytes)
+        return channel
+
+    def close(self) -> None:
+        """Free the persistent requests (MPI reports any still allocated at MPI_Finalize).
+        Called when the communicator is collected, and at exit for those still open."""
+        channels = getattr(self, "_channels", None)  # None: __init__ failed before making it
+        if not channels or MPI.Is_finalized():
+            return
+        for channel in channels.values():
+            if not channel.active:  # an exchange cut short (a failed run) keeps its requests
+                for request in channel.requests:
+                    request.Free()
+        channels.clear()
+
+    __del__ = close
+
     def progress(self) -> None:
         # Completed requests become null (a later wait on them is free) and leave the list,
         # so the polls after an exchange has landed cost nothing.
         if self._pending and self._can_poll:
             self._pending = [requests for requests in self._pending if not MPI.Request.Testall(requests)]
 
-    def _finish(self, handle: tuple) -> list[torch.Tensor | None]:
+    def _finish(self, handle: tuple | _Channel) -> list[torch.Tensor | None]:
+        if type(handle) is _Channel:
+            start = time.perf_counter()
+            if self.timeout_s is None:
+                MPI.Request.Waitall(handle.requests)
+            else:
+                self._wait_with_timeout(handle.requests, handle.peers, start, None)
+            self.counters.wait_time_s += time.perf_counter() - start
+            pending = self._pending
+            for k, requests in enumerate(pending):  # by identity: lists of finished requests compare equal
+                if requests is handle.requests:
+                    del pending[k]
+                    break
+            self._in_flight[handle.nbytes] -= 1
+            handle.active = False
+            return handle.rows
         requests, sources, dests, buffers, nbytes, sized = handle
         if not requests:
             return []
@@ -150,7 +229,10 @@ class MPICommunicator(Communicator):
 
     def _wait_with_timeout(self, requests: list, peers: list[int], start: float, statuses: list | None) -> None:
         while not MPI.Request.Testall(requests, statuses):
-            if time.perf_counter() - start > self.timeout_s:
+            elapsed = time.perf_counter() - start
+            if elapsed < _SPIN_S:  # most rounds land within a few polls: no sleep for them
+                continue
+            if elapsed > self.timeout_s:
                 # One request per peer (receives from the sources, then sends to the destinations):
                 # a neighbour is stuck if either is unfinished (a large send completes only when
                 # the receiver takes part).
@@ -180,6 +262,23 @@ class MPICommunicator(Communicator):
                 time.sleep(0.0005)
         return out.to(tensor.device)
 
+
+class _Channel:
+    """One broadcast exchange on persistent requests: receives from ``peers``' sources then
+    sends to its destinations (the order ``_wait_with_timeout`` reads) and the kept receive
+    rows in source order."""
+
+    __slots__ = ("requests", "rows", "peers", "nbytes", "active")
+
+    def __init__(self, requests: list, rows: list[torch.Tensor], peers: list[int], nbytes: int) -> None:
+        self.requests, self.rows, self.peers, self.nbytes = requests, rows, peers, nbytes
+        self.active = False  # started and not yet finished
+
+
+# The communicators alive, whose persistent requests are freed at exit: registered after
+# mpi4py's own exit handler (which finalizes MPI), so it runs before it.
+_OPEN: weakref.WeakSet[MPICommunicator] = weakref.WeakSet()
+atexit.register(lambda: [comm.close() for comm in list(_OPEN)])
 
 _EMPTY = np.empty(0, dtype=np.uint8)  # the message of a node that sends nothing this round
 

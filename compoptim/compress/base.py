@@ -93,6 +93,11 @@ class Compressor(ABC):
         self.decode_add(payload, out, 1.0)
         return out
 
+    def decode_scaled(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
+        """out <- weight * decode(payload); ``payload`` may be ``out``'s own bytes (the
+        identity on the variable being mixed), which ``mul`` with ``out=`` handles."""
+        torch.mul(self.decode(payload, out.numel()), weight, out=out)
+
     def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
         """out += weight * decode(payload); compressors override it to skip a temporary."""
         out.add_(self.decode(payload, out.numel()), alpha=weight)

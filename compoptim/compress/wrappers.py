@@ -39,6 +39,9 @@ class Wrapper(Compressor):
     def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
         self.inner.decode_add(payload, out, weight)
 
+    def decode_scaled(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
+        self.inner.decode_scaled(payload, out, weight)
+
     def state_dict(self) -> dict[str, Any]:
         return self.inner.state_dict()
 
@@ -112,3 +115,7 @@ class Rescaled(Wrapper):
 
     def decode_add(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
         self.inner.decode_add(payload, out, weight * self._factor(out.numel()))
+
+    def decode_scaled(self, payload: torch.Tensor, out: torch.Tensor, weight: float) -> None:
+        # (decode · factor) · weight, in that order, as the decode it stands for
+        torch.mul(self.decode(payload, out.numel()), weight, out=out)

@@ -5,8 +5,9 @@ weights, so a received buffer paired with the wrong neighbour or weight is caugh
 the named irregular and time-varying topologies (star, torus, one-peer exponential) over
 a whole period, so changing neighbour sets are covered; directed graphs (random column-
 stochastic push weights, where in- and out-neighbours differ); rounds where some nodes send
-nothing (an empty message); and per-edge messages. Prints "ok" on rank 0; any mismatch
-raises (non-zero exit).
+nothing (an empty message); per-edge messages; and the persistent requests of broadcast
+rounds (a send buffer that moves, two exchanges in flight, more buffers than are kept, a
+timeout set, a compressed payload). Prints "ok" on rank 0; any mismatch raises (non-zero exit).
 """
 
 import numpy as np
@@ -14,8 +15,9 @@ import torch
 from mpi4py import MPI
 
 from compoptim.comm import run_local
+from compoptim.comm import mpi as mpi_backend
 from compoptim.comm.mpi import MPICommunicator
-from compoptim.compress import CompressContext, Identity
+from compoptim.compress import CompressContext, Identity, TopK
 from compoptim.topology import Topology, one_peer_exponential, star, torus
 from compoptim.topology.builders import one_peer_directed_exponential
 
@@ -117,6 +119,51 @@ def check_skips_and_edges(world: MPI.Comm, topology: Topology) -> None:
     assert torch.equal(s, local[0]) and all(torch.equal(a, b) for a, b in zip(got, local[2])), topology.name
 
 
+def check_channels(world: MPI.Comm, topology: Topology) -> None:
+    """Broadcast rounds run on persistent requests keyed by the send buffer: a payload in a
+    new buffer every round, one that alternates between two, two exchanges of one size in
+    flight at once (overlap), more distinct buffers than are kept (the idle ones are freed),
+    a timeout set (the polling wait), and top-k payloads: each equals the definition, and
+    the in-process backend bit for bit."""
+    n = world.Get_size()
+    xs = torch.randn(n, 257, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    ctx = CompressContext(dtype=torch.float64)
+    identity = Identity(ctx)
+    kept = mpi_backend._KEPT_CHANNELS
+
+    def run(comm, overlap=False):
+        x, out, y = xs[comm.rank].clone(), torch.empty(257, dtype=torch.float64), xs[comm.rank] * 2
+        spare = [x.clone(), x.clone()]
+        for step in range(kept + 6):  # a fresh send buffer each round: a new channel, past the kept ones
+            payload = x.clone() if step % 3 else spare[step % 2].copy_(x)
+            comm.neighbor_mix(identity.encode(payload), identity, out, step=step)
+            x.copy_(out)
+        ox = oy = None
+        if overlap:  # two in flight, slots 0 and 1 (the in-process backend holds one at a time)
+            first = comm.start_mix(identity.encode(x), 0)
+            second = comm.start_mix(identity.encode(y), 1)
+            ox = comm.finish_mix(first, identity, torch.empty_like(x))
+            oy = comm.finish_mix(second, identity, y.clone())
+        topk = TopK(ctx, ratio=0.1)
+        s = torch.zeros(257, dtype=torch.float64)
+        for step in range(3):
+            comm.finish_mix(comm.start_mix(topk.encode(xs[comm.rank] * (step + 1)), step), topk, s, accumulate=True)
+        return x, s, ox, oy
+
+    rank = world.Get_rank()
+    x = xs
+    for step in range(kept + 6):
+        x = torch.tensor(topology.matrix(step)) @ x
+    ox, oy = torch.tensor(topology.matrix(0)) @ x, torch.tensor(topology.matrix(1)) @ (xs * 2)
+    mpi = MPICommunicator(world, topology, timeout_s=30.0)
+    mine = run(mpi, overlap=True)
+    assert len(mpi._channels) <= kept, len(mpi._channels)
+    for got, want in zip([mine[0], mine[2], mine[3]], [x[rank], ox[rank], oy[rank]]):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    local = run_local(topology, run)[rank]
+    assert torch.equal(mine[0], local[0]) and torch.equal(mine[1], local[1]), f"{topology.name}: channels differ"
+
+
 def main() -> None:
     world = MPI.COMM_WORLD
     n = world.Get_size()
@@ -127,6 +174,8 @@ def main() -> None:
         check(world, topology)
     for topology in (Topology("random", (random_mixing_matrix(n, seed=n),)), one_peer_exponential(n), *directed):
         check_skips_and_edges(world, topology)
+    for topology in (Topology("random", (random_mixing_matrix(n, seed=n),)), one_peer_exponential(n), directed[0]):
+        check_channels(world, topology)
     world.Barrier()
     if world.Get_rank() == 0:
         print("ok", flush=True)
