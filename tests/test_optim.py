@@ -99,6 +99,36 @@ def test_one_node_equals_torch_optim(name, overrides, make_torch):
         torch.testing.assert_close(q.detach(), p, rtol=1e-6, atol=1e-9)
 
 
+FUSED_CASES = [case for case in TORCH_CASES if case[0] in ("adam", "adamw", "amsgrad", "adagrad")]
+
+
+@pytest.mark.parametrize("name, overrides, make_torch", FUSED_CASES, ids=lambda v: v if isinstance(v, str) else "")
+def test_the_op_by_op_rules_equal_torch_optim_too_and_the_fused_ones_run_torchs_kernel(name, overrides, make_torch):
+    """optimizer.fused=false (the sequence of elementwise ops) holds the same oracle, and
+    the default takes torch's fused kernel on the CPU; the two agree to rounding only."""
+    expected = _torch_trajectory(make_torch, _loss_backward)
+    trajectories = {}
+    for fused in (True, False):
+        model = mlp()
+        cfg = opt_cfg(name, *overrides, f"optimizer.fused={str(fused).lower()}")
+
+        def node(comm, model=model, cfg=cfg, fused=fused):
+            flat = FlatParameters(model)
+            opt = make(cfg, flat, comm)
+            assert opt.rule.fused is fused
+            for step in range(len(DATA)):
+                flat.zero_grad()
+                _loss_backward(model, step)
+                opt.step()
+
+        run_local(ring(1), node)
+        trajectories[fused] = [q.detach().clone() for q in model.parameters()]
+        for p, q in zip(expected, trajectories[fused]):
+            torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-9)
+    assert any(not torch.equal(a, b) for a, b in zip(trajectories[True], trajectories[False])), \
+        "the fused kernel gave the op-by-op bits exactly: is it running?"
+
+
 def _averaged_gradient(n):
     def grads_for(ref, step):
         # sum_i of node i's loss / n: the gradient averaged over the nodes

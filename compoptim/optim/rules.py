@@ -93,18 +93,31 @@ class SGD(LocalRule):
         return self.moments if self.momentum else ()
 
 
+def fused_kernel_applies(like: torch.Tensor) -> bool:
+    """Whether torch has fused optimizer kernels for tensors like ``like`` (CPU and CUDA,
+    floating point): one pass over the flat buffers instead of one per elementwise op."""
+    return like.device.type in ("cpu", "cuda") and like.dtype in (torch.float16, torch.bfloat16, torch.float32,
+                                                                   torch.float64)
+
+
 class Adam(LocalRule):
     """torch.optim.Adam / AdamW / AMSGrad (Kingma & Ba 2015; Loshchilov & Hutter 2019;
     Reddi et al. 2018). With g' = g + wd·x (Adam) or g' = g (AdamW):
 
         m = β1·m + (1-β1)·g',  v = β2·v + (1-β2)·g'²,  v_max = max(v_max, v) (AMSGrad)
         Δ = lr·(m/(1-β1^t)) / (sqrt(v or v_max)/sqrt(1-β2^t) + eps)  [+ lr·wd·x for AdamW]
+
+    ``fused``: the moments and the direction m / denom in one pass of torch's fused Adam
+    kernel (``torch._fused_adam_``, what ``torch.optim.Adam(fused=True)`` runs) on the flat
+    buffers, where it applies (CPU, CUDA); its rounding differs from the op-by-op sequence
+    (``fused=false``) in the last bits, both match ``torch.optim`` to 1e-6.
     """
 
     moments = ("m", "v")
 
     def __init__(self, like: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, decoupled: bool = False, amsgrad: bool = False) -> None:
+                 weight_decay: float = 0.0, decoupled: bool = False, amsgrad: bool = False,
+                 fused: bool = True) -> None:
         super().__init__(like)
         self.beta1, self.beta2 = check_betas(betas, 2)
         check_range("optimizer.eps", eps, 0.0, low_open=True)
@@ -114,9 +127,14 @@ class Adam(LocalRule):
         self.v = torch.zeros_like(like)
         self.v_max = torch.zeros_like(like) if amsgrad else None
         self._denom = torch.empty_like(like)
+        self.fused = bool(fused) and fused_kernel_applies(like)
+        # The fused kernel reads the step count from a tensor, as torch.optim keeps it.
+        self._step_count = torch.zeros((), dtype=torch.float32, device=like.device)
 
     def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
         self.t += 1
+        if self.fused:
+            return self._fused_step(x, g, lr)
         if self.weight_decay and not self.decoupled:
             g = torch.add(g, x, alpha=self.weight_decay, out=self.delta)
         self.m.lerp_(g, 1.0 - self.beta1)
@@ -132,18 +150,37 @@ class Adam(LocalRule):
             self.delta.add_(x, alpha=self.weight_decay * bias1)
         return self.delta, lr / bias1
 
+    def _fused_step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
+        # The kernel updates a "parameter" p <- p - (lr/bias1)·m/denom. Run on a zeroed Δ
+        # buffer with lr = -bias1, it leaves there the direction m/denom (the step is
+        # applied, or gossiped first, by the caller). Its own weight decay would read p (0
+        # here): L2 decay goes into g' beforehand, the decoupled one is added after.
+        bias1 = 1.0 - self.beta1**self.t
+        if self.weight_decay and not self.decoupled:
+            g = torch.add(g, x, alpha=self.weight_decay, out=self._denom)
+        self._step_count.fill_(self.t)
+        torch._fused_adam_([self.delta.zero_()], [g], [self.m], [self.v], [] if self.v_max is None else [self.v_max],
+                           [self._step_count], lr=-bias1, beta1=self.beta1, beta2=self.beta2, weight_decay=0.0,
+                           eps=self.eps, amsgrad=self.amsgrad, maximize=False)
+        if self.weight_decay and self.decoupled:
+            self.delta.add_(x, alpha=self.weight_decay * bias1)
+        return self.delta, lr / bias1
+
     def _saved(self) -> tuple[str, ...]:
         return ("m", "v", "v_max") if self.v_max is not None else ("m", "v")
 
 
 class Adagrad(LocalRule):
     """torch.optim.Adagrad (Duchi et al. 2011): g' = g + wd·x; G = G + g'²;
-    Δ = lr/(1 + (t-1)·lr_decay) · g' / (sqrt(G) + eps), G starting at initial_accumulator_value."""
+    Δ = lr/(1 + (t-1)·lr_decay) · g' / (sqrt(G) + eps), G starting at initial_accumulator_value.
+
+    ``fused``: G and the direction in one pass of torch's fused Adagrad kernel (CPU only),
+    as ``Adam``'s; false: op by op."""
 
     moments = ("v",)
 
     def __init__(self, like: torch.Tensor, eps: float = 1e-10, weight_decay: float = 0.0, lr_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0) -> None:
+                 initial_accumulator_value: float = 0.0, fused: bool = True) -> None:
         super().__init__(like)
         check_range("optimizer.eps", eps, 0.0, low_open=True)
         check_range("optimizer.weight_decay", weight_decay, 0.0)
@@ -152,14 +189,24 @@ class Adagrad(LocalRule):
         self.eps, self.weight_decay, self.lr_decay = eps, weight_decay, lr_decay
         self.v = torch.full_like(like, initial_accumulator_value)
         self._denom = torch.empty_like(like)
+        # torch has a fused Adagrad kernel on the CPU only
+        self.fused = bool(fused) and like.device.type == "cpu" and fused_kernel_applies(like)
+        self._step_count = torch.zeros((), dtype=torch.float32, device=like.device)
 
     def step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
         self.t += 1
+        decay = 1.0 + (self.t - 1) * self.lr_decay
         if self.weight_decay:
-            g = torch.add(g, x, alpha=self.weight_decay, out=self.delta)
+            g = torch.add(g, x, alpha=self.weight_decay, out=self._denom if self.fused else self.delta)
+        if self.fused:
+            # As Adam's fused step: on a zeroed Δ buffer with lr = -decay (the kernel's clr is
+            # lr / decay = -1), the kernel leaves the direction g'/(sqrt(G) + eps) there.
+            self._step_count.fill_(self.t)
+            torch._fused_adagrad_([self.delta.zero_()], [g], [self.v], [self._step_count], lr=-decay,
+                                  lr_decay=self.lr_decay, weight_decay=0.0, eps=self.eps, maximize=False)
+            return self.delta, lr / decay
         self.v.addcmul_(g, g, value=1.0)
-        clr = lr / (1.0 + (self.t - 1) * self.lr_decay)
-        return torch.div(g, torch.sqrt(self.v, out=self._denom).add_(self.eps), out=self.delta), clr
+        return torch.div(g, torch.sqrt(self.v, out=self._denom).add_(self.eps), out=self.delta), lr / decay
 
 
 class HeavyBall(LocalRule):
