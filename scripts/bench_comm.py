@@ -1,26 +1,36 @@
-"""One gossip round on a ring: compoptim vs a naive pickled exchange vs MPI Allreduce.
+"""One gossip round against the transport's floor, torch.distributed (gloo), MPI's
+neighbourhood collective, a naive pickled exchange and Allreduce, all in the same job.
 
-    python scripts/bench_comm.py                 # runs mpirun -np 4 and -np 8 itself, prints one table
-    python scripts/bench_comm.py --nps 2 4 8 --repeats 7
+    python scripts/bench_comm.py                      # -np 2 and 4, 64 / 61,706 / 269,722 floats
+    python scripts/bench_comm.py --nps 2 4 8 --repeats 9 --naive
+    python scripts/bench_comm.py --smoke              # -np 2, small blocks: that the script runs (CI)
 
-For a LeNet-5-sized (61,706 floats, its 10 tensors) and a ResNet-20-sized (~270k floats,
-its 65 tensors) model, every rank times, in the same job, interleaved:
-- compoptim: ``MPICommunicator.neighbor_mix`` of the flat fp32 buffer (identity compressor):
-  raw bytes, nonblocking sends/receives to the two ring neighbours, no barrier;
-- naive: the design compoptim replaces: each parameter tensor pickled and sent separately
-  (``comm.isend``/``comm.recv`` of Python objects), a barrier between the two phases (send
-  right / send left) of every tensor, then the weighted sum per tensor;
-- allreduce: ``Allreduce`` of the same flat buffer (what a centralized baseline costs).
-A block is ``rounds`` rounds; its time is the slowest rank's; the figure is the median over
-``repeats`` blocks, per round. Ratios are measured in the same job, so they compare like
-with like even on an oversubscribed machine.
+For each message size (64 floats; LeNet-5, 61,706 floats; ResNet-20, 269,722 floats) every
+rank times, interleaved, one exact (uncompressed) ring gossip round of a flat fp32 buffer:
+- floor: raw mpi4py ``Irecv``/``Isend`` of the contiguous buffer to this round's
+  neighbours and one ``Waitall``, into receive buffers allocated beforehand; no decoding,
+  no mixing: what the MPI transport itself costs from Python;
+- compoptim: ``ExactGossip`` (identity compressor), the whole round as training runs it:
+  post, wait, the weighted sum written in place into the buffer, the byte counters;
+- gloo: the same exchange and weighted sum written on ``torch.distributed`` (gloo backend,
+  ``isend``/``irecv`` to the neighbours), the usual alternative to MPI from PyTorch;
+- neighbor: raw ``Neighbor_allgather`` on a distributed-graph communicator of the same
+  graph (MPI's neighbourhood collective), no mixing: whether the library does the exchange
+  faster than point-to-point;
+- allreduce: ``Allreduce`` of the same buffer (what a centralized baseline costs);
+- naive (``--naive``, model sizes only): each parameter tensor pickled and sent
+  separately, a barrier between its send-right / send-left phases, the design compoptim
+  replaces.
+A block is ``rounds`` rounds (ten times as many at 64 floats, where a round is a few
+microseconds); its time is the slowest rank's; the figure is the median over ``repeats``
+blocks, per round, and every ratio is to the floor measured in the same job.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import pickle
+import os
 import statistics
 import time
 
@@ -29,6 +39,8 @@ from mpi_jobs import markdown_table, run_worker
 
 LENET5 = "lenet5"
 RESNET20 = "resnet20"
+SIZES = {64: "small", 61_706: LENET5, 269_722: RESNET20}
+SMALL = 4096  # below this many floats a block runs ten times as many rounds
 
 
 def parameter_shapes(model: str) -> list[tuple[int, ...]]:
@@ -48,35 +60,107 @@ def parameter_shapes(model: str) -> list[tuple[int, ...]]:
     return [*shapes, (10, 64), (10,)]
 
 
-def worker(rounds: int, repeats: int) -> None:
+def worker(sizes: list[int], rounds: int, repeats: int, naive: bool) -> None:
+    import torch.distributed as dist
     from mpi4py import MPI
 
     torch.set_num_threads(1)
     world = MPI.COMM_WORLD
-    results = [measure(world, model, rounds, repeats) for model in (LENET5, RESNET20)]
+    # gloo meets over TCP: rank 0 picks a free port and tells the others.
+    port = world.bcast(_free_port() if world.Get_rank() == 0 else None, root=0)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=world.Get_rank(),
+                            world_size=world.Get_size())
+    results = [measure(world, numel, rounds * (10 if numel < SMALL else 1), repeats, naive) for numel in sizes]
+    dist.destroy_process_group()
     if world.Get_rank() == 0:
         print("RESULT " + json.dumps(results), flush=True)
 
 
-def measure(world, model: str, rounds: int, repeats: int) -> dict:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(world, numel: int, rounds: int, repeats: int, naive: bool) -> dict:
+    import torch.distributed as dist
     from mpi4py import MPI
 
     from compoptim.comm.mpi import MPICommunicator
     from compoptim.compress import Identity
+    from compoptim.optim.gossip import ExactGossip
     from compoptim.topology import ring
 
     rank, n = world.Get_rank(), world.Get_size()
-    left, right = (rank - 1) % n, (rank + 1) % n
-    tensors = [torch.randn(s) for s in parameter_shapes(model)]
-    flat = torch.cat([t.reshape(-1) for t in tensors])
-    out = torch.empty_like(flat)
-    comm = MPICommunicator(world.Dup(), ring(n))
-    compressor = Identity()
-    self_w, nbr_w = comm.topology.weights(rank)
-    buffer = flat.clone().numpy()
+    topology = ring(n)
+    self_w, nbr_w = topology.weights(rank)
+    neighbors = list(nbr_w)
+    torch.manual_seed(rank)
+    model = SIZES.get(numel)
+    flat = torch.randn(numel)
+    comm = MPICommunicator(world.Dup(), topology)
+    gossip = ExactGossip(comm, Identity())
+
+    floor_send = flat.clone().numpy()
+    floor_recv = [torch.empty(numel).numpy() for _ in neighbors]
+
+    def floor_round() -> None:
+        requests = [world.Irecv(buf, source=j, tag=11) for buf, j in zip(floor_recv, neighbors)]
+        requests += [world.Isend(floor_send, dest=j, tag=11) for j in neighbors]
+        MPI.Request.Waitall(requests)
 
     def compoptim_round() -> None:
-        comm.neighbor_mix(compressor.encode(flat), compressor, out)
+        gossip(flat, 0)
+
+    gloo_x = flat.clone()
+    gloo_recv = [torch.empty(numel) for _ in neighbors]
+
+    def gloo_round() -> None:
+        works = [dist.irecv(buf, src=j) for buf, j in zip(gloo_recv, neighbors)]
+        works += [dist.isend(gloo_x, dst=j) for j in neighbors]
+        for work in works:
+            work.wait()
+        gloo_x.mul_(self_w)
+        for buf, w in zip(gloo_recv, nbr_w.values()):
+            gloo_x.add_(buf, alpha=w)
+
+    graph = world.Create_dist_graph_adjacent(neighbors, neighbors, reorder=False)
+    neighbor_recv = torch.empty(len(neighbors), numel).numpy()
+
+    def neighbor_round() -> None:
+        graph.Neighbor_allgather(floor_send, neighbor_recv)
+
+    allreduce_buf = flat.clone().numpy()
+
+    def allreduce_round() -> None:
+        world.Allreduce(MPI.IN_PLACE, allreduce_buf, op=MPI.SUM)
+
+    methods = {"floor": (floor_round, rounds), "compoptim": (compoptim_round, rounds), "gloo": (gloo_round, rounds),
+               "neighbor": (neighbor_round, rounds), "allreduce": (allreduce_round, rounds)}
+    if naive and model in (LENET5, RESNET20):
+        methods["naive"] = (_naive_round(world, model, self_w, nbr_w), max(2, rounds // 10))
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for fn, _ in methods.values():  # warm-up: buffers, connections
+        for _ in range(3):
+            fn()
+    for _ in range(repeats):
+        for name, (fn, k) in methods.items():
+            world.Barrier()
+            start = time.perf_counter()
+            for _ in range(k):
+                fn()
+            times[name].append(world.allreduce(time.perf_counter() - start, op=MPI.MAX) / k)
+    graph.Free()
+    return {"n": n, "size": model, "floats": numel, "degree": len(neighbors), "rounds": rounds,
+            **{f"{m}_ms": 1e3 * statistics.median(v) for m, v in times.items()}}
+
+
+def _naive_round(world, model: str, self_w: float, nbr_w: dict[int, float]):
+    rank, n = world.Get_rank(), world.Get_size()
+    left, right = (rank - 1) % n, (rank + 1) % n
+    tensors = [torch.randn(s) for s in parameter_shapes(model)]
 
     def naive_round() -> None:
         for t in tensors:
@@ -91,56 +175,61 @@ def measure(world, model: str, rounds: int, repeats: int) -> dict:
             for j, w in nbr_w.items():
                 mixed += got[j] * w
 
-    def allreduce_round() -> None:
-        world.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-
-    methods = {"compoptim": (compoptim_round, rounds), "naive": (naive_round, max(2, rounds // 10)),
-               "allreduce": (allreduce_round, rounds)}
-    times: dict[str, list[float]] = {m: [] for m in methods}
-    for fn, _ in methods.values():  # warm-up: buffers, connections
-        fn()
-        fn()
-    for _ in range(repeats):
-        for name, (fn, k) in methods.items():
-            world.Barrier()
-            start = time.perf_counter()
-            for _ in range(k):
-                fn()
-            times[name].append(world.allreduce(time.perf_counter() - start, op=MPI.MAX) / k)
-    pickled = sum(len(pickle.dumps(t)) for t in tensors)
-    return {
-        "n": n, "model": model, "floats": flat.numel(), "tensors": len(tensors),
-        **{f"{m}_ms": 1e3 * statistics.median(v) for m, v in times.items()},
-        "compoptim_bytes": 2 * flat.numel() * 4, "naive_bytes": 2 * pickled,
-    }
+    return naive_round
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| ranks | model size | tensors | compoptim ms | naive ms | allreduce ms | naive / compoptim "
-            "| allreduce / compoptim | bytes/round compoptim | bytes/round naive |")
+    naive = any("naive_ms" in r for r in rows)
+    head = ("| ranks | message | floor ms | compoptim ms | gloo ms | neighbor ms | allreduce ms | compoptim / floor "
+            "| gloo / floor | neighbor / floor | gloo / compoptim |" + (" naive / compoptim |" if naive else ""))
     lines = []
     for r in rows:
-        lines.append(
-            f"| {r['n']} | {r['model']} ({r['floats']:,} floats) | {r['tensors']} | {r['compoptim_ms']:.3f} "
-            f"| {r['naive_ms']:.2f} | {r['allreduce_ms']:.3f} | {r['naive_ms'] / r['compoptim_ms']:.1f}x "
-            f"| {r['allreduce_ms'] / r['compoptim_ms']:.2f}x | {r['compoptim_bytes']:,} | {r['naive_bytes']:,} |")
+        floor, ours = r["floor_ms"], r["compoptim_ms"]
+        line = (f"| {r['n']} | {r['size']} ({r['floats']:,} floats) | {floor:.4f} | {ours:.4f} | {r['gloo_ms']:.4f} "
+                f"| {r['neighbor_ms']:.4f} | {r['allreduce_ms']:.4f} | {ours / floor:.2f}x | {r['gloo_ms'] / floor:.2f}x "
+                f"| {r['neighbor_ms'] / floor:.2f}x | {r['gloo_ms'] / ours:.1f}x |")
+        if naive:
+            line += f" {r['naive_ms'] / ours:.0f}x |" if "naive_ms" in r else " |"
+        lines.append(line)
     return markdown_table(head, lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nps", type=int, nargs="+", default=[4, 8], help="ranks per job (default: 4 8)")
-    parser.add_argument("--rounds", type=int, default=100, help="gossip rounds per timed block (naive: a tenth)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed blocks per method; the median is reported")
+    parser.add_argument("--nps", type=int, nargs="+", default=[2, 4], help="ranks per job (default: 2 4)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="message sizes in floats")
+    parser.add_argument("--rounds", type=int, default=200, help="rounds per timed block (x10 below 4096 floats)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed blocks per method; the median is reported")
+    parser.add_argument("--naive", action="store_true", help="also time the naive pickled exchange (slow)")
+    parser.add_argument("--smoke", action="store_true", help="-np 2, small blocks: that the script runs (CI)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.nps, args.rounds, args.repeats = [2], 5, 2
+        args.sizes = [s for s in args.sizes if s < 100_000]
     if args.worker:
-        worker(args.rounds, args.repeats)
+        worker(args.sizes, args.rounds, args.repeats, args.naive)
         return
+    extra = ["--naive"] if args.naive else []
     rows = [row for np_ in args.nps
-            for row in run_worker(__file__, np_, ["--rounds", str(args.rounds), "--repeats", str(args.repeats)])]
+            for row in run_worker(__file__, np_, ["--rounds", str(args.rounds), "--repeats", str(args.repeats),
+                                                 "--sizes", *map(str, args.sizes), *extra],
+                                  mpirun_args=_mpirun_args())]
     print(table(rows))
 
 
+def _mpirun_args() -> list[str]:
+    """Open MPI refuses more ranks than cores, and root, unless told; MPICH needs nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mpirun = Path(sys.executable).with_name("mpirun")
+    version = subprocess.run([str(mpirun if mpirun.exists() else "mpirun"), "--version"], capture_output=True,
+                             text=True, check=False).stdout
+    return ["--oversubscribe"] if "Open MPI" in version or "OpenRTE" in version else []
+
+
 if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()
