@@ -97,7 +97,8 @@ def _run_job(cfg: DictConfig, world: MPI.Comm, command: list[str], run_dir: Path
         _fetch_dataset_once_per_machine(cfg, local)
         backend = BACKENDS.build(cfg["backend"])
         comm = MPICommunicator(world, build_topology(cfg["topology"], world.Get_size()),
-                               cuda_aware=backend.cuda_aware, timeout_s=backend.timeout_s)
+                               cuda_aware=backend.cuda_aware, timeout_s=backend.timeout_s,
+                               shared_memory=backend.shared_memory)
         device = resolve_device(cfg["trainer"]["device"], local.Get_rank())
         trainer = Trainer(cfg, comm, run_dir, device, log=log.info, launch=_launch(command))
     except Exception as exc:  # noqa: BLE001 - reported below, once, after all ranks agree

@@ -17,6 +17,10 @@ class MPIBackend:
     (``MPIX_Query_cuda_support``), false stages GPU messages through pinned host buffers.
     ``timeout_s``: seconds a neighbour may be silent in one exchange before the run fails
     (a stuck or dead rank), > 0; None waits as long as it takes.
+    ``shared_memory``: on one machine, gossip rounds go through MPI-3 shared-memory windows
+    (each rank copies its payload once into its own slot, the neighbours mix from it in
+    place) instead of point-to-point messages; bit-identical results; needs every rank on
+    one machine and a static undirected topology (``comm/shared.py``).
     ``stragglers`` / ``straggler_factor``: real slow ranks, for studying stragglers: each
     listed rank sleeps (factor - 1) x its own step time after every step, so its steps take
     ``straggler_factor`` times as long (``network.stragglers`` slows simulated time instead).
@@ -24,6 +28,7 @@ class MPIBackend:
 
     cuda_aware: bool | None = None
     timeout_s: float | None = None
+    shared_memory: bool = False
     stragglers: tuple[int, ...] = ()
     straggler_factor: float = 1.0
 

@@ -91,7 +91,10 @@ class Communicator(ABC):
         start = time.perf_counter()
         r = step % self.topology.period
         sources, dests = self._round_in[r], self._round_out[r]
-        handle = self._start([payload] * len(dests), sources, dests, nbytes, skippable or payload is None)
+        if payload is None or skippable:
+            handle = self._start([payload] * len(dests), sources, dests, nbytes, True)
+        else:
+            handle = self._start_broadcast(payload, sources, dests, nbytes)
         self.counters.comm_time_s += time.perf_counter() - start
         return PendingMix(payload, step, handle)
 
@@ -215,6 +218,12 @@ class Communicator(ABC):
         part.copy_(gathered[0])
         for row in gathered[1:]:
             combine(part, row, out=part)
+
+    def _start_broadcast(self, payload: torch.Tensor, sources: tuple[int, ...], dests: tuple[int, ...],
+                         nbytes: int) -> Any:
+        """``_start`` of one payload to every destination, in a round no node skips (every
+        node's exchanges of a synchronous gossip): where a backend may keep per-round state."""
+        return self._start([payload] * len(dests), sources, dests, nbytes)
 
     @abstractmethod
     def _start(self, sends: list[torch.Tensor | None], sources: list[int], dests: list[int], nbytes: int,

@@ -31,6 +31,7 @@ from mpi4py import MPI
 
 from compoptim.comm.backends import MPIBackend
 from compoptim.comm.base import Communicator
+from compoptim.comm.shared import SHARED_MIN_BYTES, SharedRound, check_shared_memory
 from compoptim.topology.base import Topology
 
 _GOSSIP_TAG = 7
@@ -62,12 +63,17 @@ def _loaded_mpi_libraries() -> list[str]:
 
 
 class MPICommunicator(Communicator):
-    """``cuda_aware`` and ``timeout_s`` are ``backend=mpi``'s settings (``MPIBackend``, where
-    their defaults and meaning live)."""
+    """``cuda_aware``, ``timeout_s`` and ``shared_memory`` are ``backend=mpi``'s settings
+    (``MPIBackend``, where their defaults and meaning live)."""
 
     def __init__(self, comm: MPI.Comm, topology: Topology, cuda_aware: bool | None = MPIBackend.cuda_aware,
-                 timeout_s: float | None = MPIBackend.timeout_s) -> None:
+                 timeout_s: float | None = MPIBackend.timeout_s,
+                 shared_memory: bool = MPIBackend.shared_memory) -> None:
         super().__init__(comm.Get_rank(), comm.Get_size(), topology)
+        if shared_memory:
+            check_shared_memory(comm, topology)
+        self.shared_memory = shared_memory
+        self._shared: dict[tuple[int, int], SharedRound] = {}  # by (payload size, in-flight slot)
         self.comm = comm
         # With a timeout, a neighbour that sends nothing for timeout_s seconds is an error
         # (a stuck or dead rank) instead of an endless wait.
@@ -92,14 +98,27 @@ class MPICommunicator(Communicator):
             self._buffers[key] = buf
         return buf
 
+    def _start_broadcast(self, payload: torch.Tensor, sources, dests, nbytes: int) -> tuple | _Channel | SharedRound:
+        if self.shared_memory and payload.device.type == "cpu" and nbytes >= SHARED_MIN_BYTES:
+            return self._start_shared(payload, sources, nbytes)
+        if (sources or dests) and (payload.device.type == "cpu" or self.cuda_aware):
+            return self._start_channel(payload, sources, dests, nbytes)
+        return self._start([payload] * len(dests), sources, dests, nbytes)
+
+    def _start_shared(self, payload: torch.Tensor, neighbors, nbytes: int) -> SharedRound:
+        slot = self._in_flight.get(nbytes, 0)
+        self._in_flight[nbytes] = slot + 1
+        shared = self._shared.get((nbytes, slot))
+        if shared is None:  # collective: every rank makes the same sequence of broadcast rounds
+            shared = self._shared[(nbytes, slot)] = SharedRound(self.comm, tuple(neighbors), nbytes)
+        shared.start(payload)
+        self._pending.append(shared.requests)
+        return shared
+
     def _start(self, sends: list[torch.Tensor | None], sources: list[int], dests: list[int], nbytes: int,
-               skippable: bool = False) -> tuple | _Channel:
+               skippable: bool = False) -> tuple:
         if not sources and not dests:
             return ([], [], [], None, 0, False)
-        first = sends[0] if sends else None
-        if first is not None and not skippable and all(t is first for t in sends) and \
-                (first.device.type == "cpu" or self.cuda_aware):
-            return self._start_channel(first, sources, dests, nbytes)
         device = next((t.device for t in sends if t is not None), torch.device("cpu"))
         on_gpu = device.type != "cpu"
         staged = on_gpu and not self.cuda_aware
@@ -170,14 +189,19 @@ class MPICommunicator(Communicator):
     def close(self) -> None:
         """Free the persistent requests (MPI reports any still allocated at MPI_Finalize).
         Called when the communicator is collected, and at exit for those still open."""
-        channels = getattr(self, "_channels", None)  # None: __init__ failed before making it
-        if not channels or MPI.Is_finalized():
+        if MPI.Is_finalized():
             return
+        channels = getattr(self, "_channels", {})  # none: __init__ failed before making them
         for channel in channels.values():
             if not channel.active:  # an exchange cut short (a failed run) keeps its requests
                 for request in channel.requests:
                     request.Free()
         channels.clear()
+        shared = getattr(self, "_shared", {})
+        for window in shared.values():
+            if not window.active:
+                window.free()
+        shared.clear()
 
     __del__ = close
 
@@ -187,8 +211,8 @@ class MPICommunicator(Communicator):
         if self._pending and self._can_poll:
             self._pending = [requests for requests in self._pending if not MPI.Request.Testall(requests)]
 
-    def _finish(self, handle: tuple | _Channel) -> list[torch.Tensor | None]:
-        if type(handle) is _Channel:
+    def _finish(self, handle: tuple | _Channel | SharedRound) -> list[torch.Tensor | None]:
+        if type(handle) is _Channel or type(handle) is SharedRound:
             start = time.perf_counter()
             if self.timeout_s is None:
                 MPI.Request.Waitall(handle.requests)
@@ -201,6 +225,8 @@ class MPICommunicator(Communicator):
                     del pending[k]
                     break
             self._in_flight[handle.nbytes] -= 1
+            if type(handle) is SharedRound:
+                return handle.finish()
             handle.active = False
             return handle.rows
         requests, sources, dests, buffers, nbytes, sized = handle

@@ -165,7 +165,8 @@ class PipelineRank:
                                                   loss_fn=batch_share, scale_grads=False)
         mine = comm.comm.Split(color=s, key=replica)
         self.gossip = MPICommunicator(mine, replica_topology(comm.topology, layout.placement),
-                                      cuda_aware=comm.cuda_aware, timeout_s=comm.timeout_s)
+                                      cuda_aware=comm.cuda_aware, timeout_s=comm.timeout_s,
+                                      shared_memory=comm.shared_memory)
         self.gossip.counters = comm.counters  # one node's traffic: gossip, activations and metrics together
         self.replica_comm = comm.comm.Split(color=replica, key=s)
 

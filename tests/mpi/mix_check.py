@@ -18,7 +18,8 @@ from compoptim.comm import run_local
 from compoptim.comm import mpi as mpi_backend
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.compress import CompressContext, Identity, TopK
-from compoptim.topology import Topology, one_peer_exponential, star, torus
+from compoptim.errors import UserError
+from compoptim.topology import Topology, one_peer_exponential, ring, star, torus
 from compoptim.topology.builders import one_peer_directed_exponential
 
 
@@ -158,10 +159,41 @@ def check_channels(world: MPI.Comm, topology: Topology) -> None:
     mpi = MPICommunicator(world, topology, timeout_s=30.0)
     mine = run(mpi, overlap=True)
     assert len(mpi._channels) <= kept, len(mpi._channels)
+    if topology.period == 1 and not topology.directed:  # shared-memory rounds: the same bits, and no point-to-point channel used
+        small = MPICommunicator(world, topology, shared_memory=True)
+        small.neighbor_mix(identity.encode(xs[rank].clone()), identity, torch.empty(257, dtype=torch.float64))
+        assert not small._shared, "a payload under SHARED_MIN_BYTES went through a window"
+        shared = MPICommunicator(world, topology, timeout_s=30.0, shared_memory=True)
+        threshold, mpi_backend.SHARED_MIN_BYTES = mpi_backend.SHARED_MIN_BYTES, 0  # these small ones too
+        via_windows = run(shared, overlap=True)
+        mpi_backend.SHARED_MIN_BYTES = threshold
+        assert all(torch.equal(a, b) for a, b in zip(mine, via_windows)), f"{topology.name}: shared memory differs"
+        assert sorted(shared._shared) == sorted([(257 * 8, 0), (257 * 8, 1), (topk_nbytes(ctx), 0)]), shared._shared
+        assert shared.counters.bytes_sent == mpi.counters.bytes_sent
+        shared.close()
     for got, want in zip([mine[0], mine[2], mine[3]], [x[rank], ox[rank], oy[rank]]):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     local = run_local(topology, run)[rank]
     assert torch.equal(mine[0], local[0]) and torch.equal(mine[1], local[1]), f"{topology.name}: channels differ"
+
+
+def topk_nbytes(ctx) -> int:
+    return TopK(ctx, ratio=0.1).payload_nbytes(257)
+
+
+def check_shared_memory_refusals(world: MPI.Comm) -> None:
+    """A time-varying or directed topology cannot take shared-memory rounds: one line, every rank."""
+    n = world.Get_size()
+    for topology in (one_peer_exponential(n), one_peer_directed_exponential(n)):
+        if topology.period == 1 and not topology.directed:
+            continue
+        try:
+            MPICommunicator(world, topology, shared_memory=True)
+        except UserError as exc:
+            assert str(exc).startswith("backend.shared_memory=true needs a static undirected topology"), exc
+            assert "set backend.shared_memory=false" in str(exc), exc
+        else:
+            raise AssertionError(f"{topology.name}: shared memory accepted")
 
 
 def main() -> None:
@@ -176,6 +208,8 @@ def main() -> None:
         check_skips_and_edges(world, topology)
     for topology in (Topology("random", (random_mixing_matrix(n, seed=n),)), one_peer_exponential(n), directed[0]):
         check_channels(world, topology)
+    check_channels(world, ring(n))
+    check_shared_memory_refusals(world)
     world.Barrier()
     if world.Get_rank() == 0:
         print("ok", flush=True)

@@ -275,3 +275,16 @@ def test_overlap_under_mpi_gives_the_same_metrics(tmp_path):
     overlapped = launch(3, [*args, "optimizer.overlap=true", "hydra.run.dir=overlap"], tmp_path)
     assert plain.returncode == 0 and overlapped.returncode == 0, overlapped.stderr
     assert _metrics_without_times(tmp_path / "plain") == _metrics_without_times(tmp_path / "overlap")
+
+
+def test_shared_memory_rounds_give_the_same_metrics_and_a_time_varying_graph_is_refused(tmp_path):
+    # model.hidden=[512]: 38,410 floats (154 KB), over SHARED_MIN_BYTES, so x goes through the windows.
+    args = [*replacing(FAST, "model.hidden=[512]"), "trainer.threads=1", "optimizer.overlap=false"]
+    plain = launch(3, [*args, "hydra.run.dir=plain"], tmp_path)
+    shared = launch(3, [*args, "backend.shared_memory=true", "hydra.run.dir=shared"], tmp_path)
+    assert plain.returncode == 0 and shared.returncode == 0, shared.stderr
+    assert _metrics_without_times(tmp_path / "plain") == _metrics_without_times(tmp_path / "shared")
+    refused = launch(3, [*FAST, "backend.shared_memory=true", "topology=one_peer_exponential",
+                         "hydra.run.dir=refused"], tmp_path)
+    assert refused.returncode != 0
+    assert "backend.shared_memory=true needs a static undirected topology" in refused.stderr
