@@ -10,8 +10,12 @@ rank times, interleaved, one exact (uncompressed) ring gossip round of a flat fp
 - floor: raw mpi4py ``Irecv``/``Isend`` of the contiguous buffer to this round's
   neighbours and one ``Waitall``, into receive buffers allocated beforehand; no decoding,
   no mixing: what the MPI transport itself costs from Python;
+- floor + mix: the floor plus the weighted sum written in place into the sent buffer, by
+  hand (torch ops on numpy views): the least a complete round can do over point-to-point;
 - compoptim: ``ExactGossip`` (identity compressor), the whole round as training runs it:
   post, wait, the weighted sum written in place into the buffer, the byte counters;
+- compoptim, shared memory: the same with ``backend.shared_memory=true`` (one copy into
+  this rank's slot of an MPI-3 shared window, zero-byte messages, the sum read in place);
 - gloo: the same exchange and weighted sum written on ``torch.distributed`` (gloo backend,
   ``isend``/``irecv`` to the neighbours), the usual alternative to MPI from PyTorch;
 - neighbor: raw ``Neighbor_allgather`` on a distributed-graph communicator of the same
@@ -35,7 +39,7 @@ import statistics
 import time
 
 import torch
-from mpi_jobs import markdown_table, run_worker
+from mpi_jobs import default_mpirun, markdown_table, mpirun_flags, run_worker
 
 LENET5 = "lenet5"
 RESNET20 = "resnet20"
@@ -98,7 +102,7 @@ def measure(world, numel: int, rounds: int, repeats: int, naive: bool) -> dict:
     self_w, nbr_w = topology.weights(rank)
     neighbors = list(nbr_w)
     torch.manual_seed(rank)
-    model = SIZES.get(numel)
+    model = SIZES.get(numel, "vector")
     flat = torch.randn(numel)
     comm = MPICommunicator(world.Dup(), topology)
     gossip = ExactGossip(comm, Identity())
@@ -111,8 +115,29 @@ def measure(world, numel: int, rounds: int, repeats: int, naive: bool) -> dict:
         requests += [world.Isend(floor_send, dest=j, tag=11) for j in neighbors]
         MPI.Request.Waitall(requests)
 
+    mixed = flat.clone()
+    mixed_recv = [torch.from_numpy(buf) for buf in floor_recv]
+
+    def floor_mix_round() -> None:
+        wire = mixed.numpy()
+        requests = [world.Irecv(buf, source=j, tag=12) for buf, j in zip(floor_recv, neighbors)]
+        requests += [world.Isend(wire, dest=j, tag=12) for j in neighbors]
+        MPI.Request.Waitall(requests)
+        mixed.mul_(self_w)
+        for buf, w in zip(mixed_recv, nbr_w.values()):
+            mixed.add_(buf, alpha=w)
+
     def compoptim_round() -> None:
         gossip(flat, 0)
+
+    shared_x = flat.clone()
+    try:
+        shared_gossip = ExactGossip(MPICommunicator(world.Dup(), topology, shared_memory=True), Identity())
+    except TypeError:  # an earlier compoptim (PYTHONPATH=its checkout, for before/after figures): no such setting
+        shared_gossip = None
+
+    def shared_round() -> None:
+        shared_gossip(shared_x, 0)
 
     gloo_x = flat.clone()
     gloo_recv = [torch.empty(numel) for _ in neighbors]
@@ -137,8 +162,11 @@ def measure(world, numel: int, rounds: int, repeats: int, naive: bool) -> dict:
     def allreduce_round() -> None:
         world.Allreduce(MPI.IN_PLACE, allreduce_buf, op=MPI.SUM)
 
-    methods = {"floor": (floor_round, rounds), "compoptim": (compoptim_round, rounds), "gloo": (gloo_round, rounds),
+    methods = {"floor": (floor_round, rounds), "floor_mix": (floor_mix_round, rounds),
+               "compoptim": (compoptim_round, rounds), "shared": (shared_round, rounds), "gloo": (gloo_round, rounds),
                "neighbor": (neighbor_round, rounds), "allreduce": (allreduce_round, rounds)}
+    if shared_gossip is None:
+        del methods["shared"]
     if naive and model in (LENET5, RESNET20):
         methods["naive"] = (_naive_round(world, model, self_w, nbr_w), max(2, rounds // 10))
     times: dict[str, list[float]] = {m: [] for m in methods}
@@ -153,7 +181,8 @@ def measure(world, numel: int, rounds: int, repeats: int, naive: bool) -> dict:
                 fn()
             times[name].append(world.allreduce(time.perf_counter() - start, op=MPI.MAX) / k)
     graph.Free()
-    return {"n": n, "size": model, "floats": numel, "degree": len(neighbors), "rounds": rounds,
+    library = MPI.Get_library_version().splitlines()[0].strip()[:60]
+    return {"n": n, "size": model, "library": library, "floats": numel, "degree": len(neighbors), "rounds": rounds,
             **{f"{m}_ms": 1e3 * statistics.median(v) for m, v in times.items()}}
 
 
@@ -180,14 +209,16 @@ def _naive_round(world, model: str, self_w: float, nbr_w: dict[int, float]):
 
 def table(rows: list[dict]) -> str:
     naive = any("naive_ms" in r for r in rows)
-    head = ("| ranks | message | floor ms | compoptim ms | gloo ms | neighbor ms | allreduce ms | compoptim / floor "
-            "| gloo / floor | neighbor / floor | gloo / compoptim |" + (" naive / compoptim |" if naive else ""))
+    head = ("| ranks | message | floor ms | compoptim / floor | compoptim / (floor + mix) | shared memory / floor "
+            "| shared memory / compoptim | gloo / floor | neighbor / floor | allreduce / floor | floor + mix ms "
+            "| compoptim ms | shared memory ms | gloo ms |" + (" naive / compoptim |" if naive else ""))
     lines = []
     for r in rows:
-        floor, ours = r["floor_ms"], r["compoptim_ms"]
-        line = (f"| {r['n']} | {r['size']} ({r['floats']:,} floats) | {floor:.4f} | {ours:.4f} | {r['gloo_ms']:.4f} "
-                f"| {r['neighbor_ms']:.4f} | {r['allreduce_ms']:.4f} | {ours / floor:.2f}x | {r['gloo_ms'] / floor:.2f}x "
-                f"| {r['neighbor_ms'] / floor:.2f}x | {r['gloo_ms'] / ours:.1f}x |")
+        floor, ours, shared = r["floor_ms"], r["compoptim_ms"], r.get("shared_ms", float("nan"))
+        line = (f"| {r['n']} | {r['size']} ({r['floats']:,} floats) | {floor:.4f} | {ours / floor:.2f}x "
+                f"| {ours / r['floor_mix_ms']:.2f}x | {shared / floor:.2f}x | {shared / ours:.2f}x "
+                f"| {r['gloo_ms'] / floor:.1f}x | {r['neighbor_ms'] / floor:.2f}x | {r['allreduce_ms'] / floor:.2f}x "
+                f"| {r['floor_mix_ms']:.4f} | {ours:.4f} | {shared:.4f} | {r['gloo_ms']:.4f} |")
         if naive:
             line += f" {r['naive_ms'] / ours:.0f}x |" if "naive_ms" in r else " |"
         lines.append(line)
@@ -201,6 +232,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200, help="rounds per timed block (x10 below 4096 floats)")
     parser.add_argument("--repeats", type=int, default=7, help="timed blocks per method; the median is reported")
     parser.add_argument("--naive", action="store_true", help="also time the naive pickled exchange (slow)")
+    parser.add_argument("--mpirun", default=None,
+                        help="the mpirun to start the jobs with (default: this venv's, else PATH's); Open MPI's "
+                             "needs MPI4PY_LIBMPI / MPI4PY_MPIABI=openmpi set for mpi4py")
     parser.add_argument("--smoke", action="store_true", help="-np 2, small blocks: that the script runs (CI)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -211,23 +245,13 @@ def main() -> None:
         worker(args.sizes, args.rounds, args.repeats, args.naive)
         return
     extra = ["--naive"] if args.naive else []
+    mpirun = args.mpirun or default_mpirun()
     rows = [row for np_ in args.nps
             for row in run_worker(__file__, np_, ["--rounds", str(args.rounds), "--repeats", str(args.repeats),
                                                  "--sizes", *map(str, args.sizes), *extra],
-                                  mpirun_args=_mpirun_args())]
+                                  mpirun_args=mpirun_flags(mpirun), mpirun=mpirun)]
+    print(rows[0]["library"])
     print(table(rows))
-
-
-def _mpirun_args() -> list[str]:
-    """Open MPI refuses more ranks than cores, and root, unless told; MPICH needs nothing."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    mpirun = Path(sys.executable).with_name("mpirun")
-    version = subprocess.run([str(mpirun if mpirun.exists() else "mpirun"), "--version"], capture_output=True,
-                             text=True, check=False).stdout
-    return ["--oversubscribe"] if "Open MPI" in version or "OpenRTE" in version else []
 
 
 if __name__ == "__main__":

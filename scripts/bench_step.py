@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from bench_setup import compose_config, endless
-from mpi_jobs import markdown_table, run_worker
+from mpi_jobs import default_mpirun, markdown_table, mpirun_flags, run_worker
 
 from compoptim.cores import usable_cores
 
@@ -60,6 +60,7 @@ RULE_SPECS = [
 ]
 REFERENCES = ("torch fused, flat", "torch foreach", "torch fused")
 NAMES = {"topology=ring": "dsgd, ring (overlap on, the default)", OFF: "dsgd, ring, overlap off",
+         "topology=ring backend.shared_memory=true": "dsgd, ring, backend.shared_memory=true",
          "optimizer=choco_sgd compressor=topk": "choco_sgd + top-1%, ring",
          "optimizer=damsco compressor=topk": "damsco + top-1%, ring"}
 
@@ -267,6 +268,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per rank (default: the rank's share of the cores, as compoptim-run)")
     parser.add_argument("--mpirun-args", default="", help="extra mpirun arguments, one string")
+    parser.add_argument("--mpirun", default=None, help="the mpirun to start the jobs with (default: this venv's)")
     parser.add_argument("--topk-sizes", type=int, nargs="*", default=[269_722, 10_000_000],
                         help="vector lengths of the top-k rows (none: no top-k rows)")
     parser.add_argument("--only-topk", action="store_true", help="only the top-k rows (no MPI jobs)")
@@ -283,9 +285,11 @@ def main() -> None:
         print(table([], optimizer_rows(args.common, args.repeats), usable_cores()[0]))
         return
     threads = ["--threads", str(args.threads)] if args.threads else []
+    mpirun = args.mpirun or default_mpirun()
     rows = [row for np_ in args.nps for row in run_worker(__file__, np_, [
         "--steps", str(args.steps), "--repeats", str(args.repeats), "--variants", *args.variants,
-        "--common", *args.common, *threads], mpirun_args=args.mpirun_args.split())]
+        "--common", *args.common, *threads], mpirun_args=[*mpirun_flags(mpirun), *args.mpirun_args.split()],
+        mpirun=mpirun)]
     opt_rows = optimizer_rows(args.common, args.repeats)
     cores = usable_cores()[0]
     print(f"{cores} cores; common: {' '.join(args.common)}")

@@ -12,11 +12,22 @@ import sys
 from pathlib import Path
 
 
-def run_worker(script: str, np_: int, args: list[str], timeout_s: float = 3600,
-               mpirun_args: list[str] | None = None) -> list[dict]:
-    """``mpirun [mpirun_args] -np np_ python script --worker *args``; the rows the worker reported."""
+def default_mpirun() -> str:
+    """This venv's mpirun (the mpich wheel's), else the one on PATH."""
     mpirun = Path(sys.executable).with_name("mpirun")
-    cmd = [str(mpirun if mpirun.exists() else "mpirun"), *(mpirun_args or []), "-np", str(np_), sys.executable,
+    return str(mpirun if mpirun.exists() else "mpirun")
+
+
+def mpirun_flags(mpirun: str) -> list[str]:
+    """Open MPI refuses more ranks than cores unless told; MPICH needs nothing."""
+    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True, check=False).stdout
+    return ["--oversubscribe"] if "Open MPI" in version or "OpenRTE" in version else []
+
+
+def run_worker(script: str, np_: int, args: list[str], timeout_s: float = 3600,
+               mpirun_args: list[str] | None = None, mpirun: str | None = None) -> list[dict]:
+    """``mpirun [mpirun_args] -np np_ python script --worker *args``; the rows the worker reported."""
+    cmd = [mpirun or default_mpirun(), *(mpirun_args or []), "-np", str(np_), sys.executable,
            script, "--worker", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -294,7 +294,7 @@ class _Channel:
     sends to its destinations (the order ``_wait_with_timeout`` reads) and the kept receive
     rows in source order."""
 
-    __slots__ = ("requests", "rows", "peers", "nbytes", "active")
+    __slots__ = ("active", "nbytes", "peers", "requests", "rows")
 
     def __init__(self, requests: list, rows: list[torch.Tensor], peers: list[int], nbytes: int) -> None:
         self.requests, self.rows, self.peers, self.nbytes = requests, rows, peers, nbytes

@@ -151,19 +151,22 @@ class Adam(LocalRule):
         return self.delta, lr / bias1
 
     def _fused_step(self, x: torch.Tensor, g: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
-        # The kernel updates a "parameter" p <- p - (lr/bias1)·m/denom. Run on a zeroed Δ
-        # buffer with lr = -bias1, it leaves there the direction m/denom (the step is
-        # applied, or gossiped first, by the caller). Its own weight decay would read p (0
-        # here): L2 decay goes into g' beforehand, the decoupled one is added after.
+        # The kernel updates a "parameter" p <- p - (lr/bias1)·m/denom. Run on the Δ buffer
+        # with lr = -bias1, it adds there the direction m/denom (the step is applied, or
+        # gossiped first, by the caller). Its own weight decay would read p, not x: L2
+        # decay goes into g' beforehand, and the decoupled one is Δ's starting value
+        # (wd·bias1·x, so that lr/bias1 · Δ = lr·m̂/denom + lr·wd·x), else Δ starts at 0.
         bias1 = 1.0 - self.beta1**self.t
         if self.weight_decay and not self.decoupled:
             g = torch.add(g, x, alpha=self.weight_decay, out=self._denom)
+        if self.weight_decay and self.decoupled:
+            torch.mul(x, self.weight_decay * bias1, out=self.delta)
+        else:
+            self.delta.zero_()
         self._step_count.fill_(self.t)
-        torch._fused_adam_([self.delta.zero_()], [g], [self.m], [self.v], [] if self.v_max is None else [self.v_max],
+        torch._fused_adam_([self.delta], [g], [self.m], [self.v], [] if self.v_max is None else [self.v_max],
                            [self._step_count], lr=-bias1, beta1=self.beta1, beta2=self.beta2, weight_decay=0.0,
                            eps=self.eps, amsgrad=self.amsgrad, maximize=False)
-        if self.weight_decay and self.decoupled:
-            self.delta.add_(x, alpha=self.weight_decay * bias1)
         return self.delta, lr / bias1
 
     def _saved(self) -> tuple[str, ...]:

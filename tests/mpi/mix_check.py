@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from mpi4py import MPI
 
-from compoptim.comm import run_local
 from compoptim.comm import mpi as mpi_backend
+from compoptim.comm import run_local
 from compoptim.comm.mpi import MPICommunicator
 from compoptim.compress import CompressContext, Identity, TopK
 from compoptim.errors import UserError
@@ -159,7 +159,7 @@ def check_channels(world: MPI.Comm, topology: Topology) -> None:
     mpi = MPICommunicator(world, topology, timeout_s=30.0)
     mine = run(mpi, overlap=True)
     assert len(mpi._channels) <= kept, len(mpi._channels)
-    if topology.period == 1 and not topology.directed:  # shared-memory rounds: the same bits, and no point-to-point channel used
+    if topology.period == 1 and not topology.directed:  # shared-memory rounds: the same bits
         small = MPICommunicator(world, topology, shared_memory=True)
         small.neighbor_mix(identity.encode(xs[rank].clone()), identity, torch.empty(257, dtype=torch.float64))
         assert not small._shared, "a payload under SHARED_MIN_BYTES went through a window"
