@@ -19,8 +19,10 @@ class MPIBackend:
     (a stuck or dead rank), > 0; None waits as long as it takes.
     ``shared_memory``: on one machine, gossip rounds go through MPI-3 shared-memory windows
     (each rank copies its payload once into its own slot, the neighbours mix from it in
-    place) instead of point-to-point messages; bit-identical results; needs every rank on
-    one machine and a static undirected topology (``comm/shared.py``).
+    place) instead of point-to-point messages, for CPU payloads of 128 KiB and more (the
+    others keep point-to-point); bit-identical results, and the byte counters still count
+    one message per neighbour (what the algorithm communicates); needs every rank on one
+    machine and a static undirected topology (``comm/shared.py``).
     ``stragglers`` / ``straggler_factor``: real slow ranks, for studying stragglers: each
     listed rank sleeps (factor - 1) x its own step time after every step, so its steps take
     ``straggler_factor`` times as long (``network.stragglers`` slows simulated time instead).

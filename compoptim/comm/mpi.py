@@ -98,6 +98,23 @@ class MPICommunicator(Communicator):
             self._buffers[key] = buf
         return buf
 
+    def _take_slot(self, nbytes: int) -> int:
+        """The in-flight slot of a new exchange of ``nbytes``: exchanges in flight at the same
+        time (overlap) get their own buffers and requests. ``_finish`` gives it back."""
+        slot = self._in_flight.get(nbytes, 0)
+        self._in_flight[nbytes] = slot + 1
+        return slot
+
+    def _receive_rows(self, nbytes: int, device: torch.device, slot: int,
+                      pinned: bool = False) -> tuple[torch.Tensor, int]:
+        """The (max degree, nbytes) receive buffer of this size and slot, and its row stride.
+        Rows start at multiples of 16 bytes, so every received payload's typed fields stay
+        aligned (a payload need not be a multiple of 4 bytes long)."""
+        stride = -(-nbytes // _ALIGN) * _ALIGN
+        buf = self._buffer(("recv", nbytes, device, slot), (self._max_degree, stride), torch.uint8, device,
+                           pinned=pinned)
+        return buf[:, :nbytes], stride
+
     def _start_broadcast(self, payload: torch.Tensor, sources, dests, nbytes: int) -> tuple | _Channel | SharedRound:
         if self.shared_memory and payload.device.type == "cpu" and nbytes >= SHARED_MIN_BYTES:
             return self._start_shared(payload, sources, nbytes)
@@ -106,8 +123,7 @@ class MPICommunicator(Communicator):
         return self._start([payload] * len(dests), sources, dests, nbytes)
 
     def _start_shared(self, payload: torch.Tensor, neighbors, nbytes: int) -> SharedRound:
-        slot = self._in_flight.get(nbytes, 0)
-        self._in_flight[nbytes] = slot + 1
+        slot = self._take_slot(nbytes)
         shared = self._shared.get((nbytes, slot))
         if shared is None:  # collective: every rank makes the same sequence of broadcast rounds
             shared = self._shared[(nbytes, slot)] = SharedRound(self.comm, tuple(neighbors), nbytes)
@@ -125,14 +141,8 @@ class MPICommunicator(Communicator):
         # Page-locked host memory only when it stages a GPU payload: pinning creates a CUDA
         # context, which a CPU-only rank on a GPU machine must not hold.
         recv_device = device if on_gpu and not staged else torch.device("cpu")
-        # Rows start at multiples of 16 bytes, so every received payload's typed fields stay
-        # aligned (a payload need not be a multiple of 4 bytes long). Exchanges in flight at
-        # the same time (overlap) get their own buffers.
-        slot = self._in_flight.get(nbytes, 0)
-        self._in_flight[nbytes] = slot + 1
-        stride = -(-nbytes // _ALIGN) * _ALIGN
-        recv = self._buffer(("recv", nbytes, recv_device, slot), (self._max_degree, stride), torch.uint8,
-                            recv_device, pinned=staged)[:, :nbytes]
+        slot = self._take_slot(nbytes)
+        recv, stride = self._receive_rows(nbytes, recv_device, slot, pinned=staged)
         # One buffer per distinct payload: a broadcast sends the same tensor to every neighbour.
         wire: dict[int, object] = {}
         for k, t in enumerate(sends):
@@ -155,8 +165,7 @@ class MPICommunicator(Communicator):
 
     def _start_channel(self, payload: torch.Tensor, sources, dests, nbytes: int) -> _Channel:
         """Restart the persistent requests of this broadcast (created on first use)."""
-        slot = self._in_flight.get(nbytes, 0)
-        self._in_flight[nbytes] = slot + 1
+        slot = self._take_slot(nbytes)
         key = (tuple(sources), tuple(dests), nbytes, slot, payload.data_ptr(), payload.device)
         channel = self._channels.get(key)
         if channel is None:
@@ -176,8 +185,7 @@ class MPICommunicator(Communicator):
                     for request in old.requests:
                         request.Free()
                     del self._channels[old_key]
-        stride = -(-nbytes // _ALIGN) * _ALIGN
-        recv = self._buffer(("recv", nbytes, device, slot), (self._max_degree, stride), torch.uint8, device)[:, :nbytes]
+        recv, _ = self._receive_rows(nbytes, device, slot)
         rows = list(recv[: len(sources)])
         # The payload viewed as exactly nbytes bytes: the buffer MPI is told to send.
         wire = _buf(payload.reshape(-1)[:nbytes])
